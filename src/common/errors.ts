@@ -1,0 +1,50 @@
+/**
+ * Operating errors: typed values with a stable code, mapped once to RESP error replies and
+ * gRPC status codes (see server/). Programmer errors are assertions (`assert`) and crash.
+ */
+
+export type ErrorCode =
+  | 'KEY_TOO_LARGE'
+  | 'VALUE_TOO_LARGE'
+  | 'FIELD_TOO_LARGE'
+  | 'BATCH_TOO_LARGE'
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'WRONG_TYPE'
+  | 'OVERLOADED'
+  | 'UNAVAILABLE'
+  | 'QUORUM_NOT_MET'
+  | 'PROTOCOL'
+  | 'LIMIT_EXCEEDED'
+  | 'INTERNAL';
+
+/** Codes after which the same request may succeed if retried. */
+const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'UNAVAILABLE', 'QUORUM_NOT_MET']);
+
+/** An error a client caused or may retry; its message is shown to the client as it is. */
+export class KvError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'KvError';
+    this.code = code;
+  }
+
+  /** True when the client may retry the same request later. */
+  get retryable(): boolean {
+    return retryableCodes.has(this.code);
+  }
+}
+
+/** Error for a size over a named limit, e.g. `key is 2048 bytes, over limit 'keyBytesMax' (1024)`. */
+export function overLimit(code: ErrorCode, what: string, size: number, limitName: string, limit: number): KvError {
+  return new KvError(code, `${what} is ${size} bytes, over limit '${limitName}' (${limit})`);
+}
+
+export function invalidArgument(message: string): KvError {
+  return new KvError('INVALID_ARGUMENT', message);
+}
+
+export function overloaded(message: string): KvError {
+  return new KvError('OVERLOADED', message);
+}

@@ -1,0 +1,86 @@
+/**
+ * Every size, count and queue bound of ragkv lives here. Each is checked where data enters
+ * (before anything is allocated for it), and errors name the limit by its key below, so an
+ * operator can find and change it. Units go last in names.
+ */
+
+export interface Limits {
+  /** Largest key, in bytes. */
+  keyBytesMax: number;
+  /** Largest value carried by one write (SET value, APPEND bytes, HSET field value). */
+  valueBytesMax: number;
+  /** Largest hash field name, in bytes. */
+  fieldBytesMax: number;
+  /** Largest number of elements in one RESP command array (command name included). */
+  respArrayLengthMax: number;
+  /** Largest RESP bulk string accepted from a client. */
+  respBulkBytesMax: number;
+  /** Largest inline (non-array) RESP command line. */
+  respInlineBytesMax: number;
+  /** Bytes a client may have sent that are not yet parsed into complete commands. */
+  queryBufferBytesMax: number;
+  /** Bytes of replies a client has not read yet; past this the client is disconnected. */
+  outputBufferBytesMax: number;
+  /** Commands of one connection that may be executing (awaiting storage) at once. */
+  pipelineInFlightMax: number;
+  /** Concurrent client connections per server (RESP). */
+  connectionsMax: number;
+  /** Keys in one multi-key command or batch call. */
+  batchKeysMax: number;
+  /** Entries one SCAN / RawScan call may return. */
+  scanLimitMax: number;
+  /** Writes waiting for a storage commit; past this, writes are refused as OVERLOADED. */
+  writeQueueMax: number;
+  /** Largest gRPC message, both directions. */
+  grpcMessageBytesMax: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** Defaults; every one can be changed in the config file, by flag or by RAGKV_* variable. */
+export const defaultLimits: Readonly<Limits> = Object.freeze({
+  keyBytesMax: 1024,
+  valueBytesMax: 64 * MiB,
+  fieldBytesMax: 1024,
+  respArrayLengthMax: 1024 * 1024,
+  respBulkBytesMax: 64 * MiB + 1024,
+  respInlineBytesMax: 64 * 1024,
+  queryBufferBytesMax: 1024 * MiB,
+  outputBufferBytesMax: 256 * MiB,
+  pipelineInFlightMax: 1024,
+  connectionsMax: 10_000,
+  batchKeysMax: 100_000,
+  scanLimitMax: 100_000,
+  writeQueueMax: 100_000,
+  grpcMessageBytesMax: 256 * MiB,
+});
+
+/** Checks that the limits agree with each other; a broken relation is a configuration error. */
+export function validateLimits(limits: Limits): Limits {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new RangeError(`limit '${name}' must be a positive integer, got ${String(value)}`);
+    }
+  }
+  // LMDB keys hold namespace id, key length, key and a 28-byte segment suffix: 1978 max.
+  if (limits.keyBytesMax + limits.fieldBytesMax > 1900) {
+    throw new RangeError(
+      `'keyBytesMax' + 'fieldBytesMax' must be at most 1900 (LMDB key size), got ${limits.keyBytesMax + limits.fieldBytesMax}`,
+    );
+  }
+  if (limits.respBulkBytesMax < limits.valueBytesMax) {
+    throw new RangeError(`'respBulkBytesMax' must be at least 'valueBytesMax'`);
+  }
+  if (limits.queryBufferBytesMax < limits.respBulkBytesMax) {
+    throw new RangeError(`'queryBufferBytesMax' must be at least 'respBulkBytesMax'`);
+  }
+  if (limits.grpcMessageBytesMax < limits.valueBytesMax) {
+    throw new RangeError(`'grpcMessageBytesMax' must be at least 'valueBytesMax'`);
+  }
+  return limits;
+}
+
+/** Merges partial overrides onto the defaults and validates the result. */
+export function makeLimits(overrides: Partial<Limits> = {}): Limits {
+  return validateLimits({ ...defaultLimits, ...overrides });
+}

@@ -1,0 +1,107 @@
+/**
+ * The key-value API every server (RESP, gRPC) calls. On a single node the coordinator serves
+ * it from local storage; in a cluster the same API fans out to replicas.
+ *
+ * Keys, values and field names are bytes (Buffer). A namespace is a name; `default` exists.
+ * Reads return synchronously from the local LMDB snapshot. Writes resolve once durable
+ * (per the configured durability mode) and reject with a KvError on bad input or overload.
+ */
+
+/** Options of a SET (RESP SET / gRPC RawPut). */
+export interface SetOptions {
+  /** Expire after this many milliseconds (SET EX/PX, RawPut ttl). */
+  ttlMs?: number;
+  /** Expire at this Unix time in milliseconds (SET EXAT/PXAT). */
+  expireAtMs?: number;
+  /** Keep the key's current expiry instead of clearing it (SET KEEPTTL). */
+  keepTtl?: boolean;
+  /** Only set if the key does not exist (NX) / does exist (XX). */
+  condition?: 'NX' | 'XX';
+  /** Also return the previous value (SET GET). */
+  returnOld?: boolean;
+}
+
+export interface SetResult {
+  /** False when an NX/XX condition stopped the write. */
+  written: boolean;
+  /** The previous value, when `returnOld` was asked; null if the key was absent. */
+  old?: Buffer | null;
+}
+
+/** How EXPIRE behaves relative to an existing expiry (Redis 7 EXPIRE NX|XX|GT|LT). */
+export type ExpireCondition = 'NX' | 'XX' | 'GT' | 'LT';
+
+export interface ScanOptions {
+  /** Resume after this key (exclusive); null starts at the beginning. */
+  cursor: Buffer | null;
+  /** Upper bound of keys examined in this call. */
+  count: number;
+  /** Glob pattern (Redis MATCH syntax) the returned keys must match. */
+  match?: Buffer;
+}
+
+export interface ScanPage {
+  keys: Buffer[];
+  /** Key to pass as the next cursor; null when the scan is complete. */
+  next: Buffer | null;
+}
+
+export interface RangeOptions {
+  /** Inclusive start key; empty or absent means the first key. */
+  start?: Buffer;
+  /** Exclusive end key; empty or absent means no upper bound. */
+  end?: Buffer;
+  limit: number;
+  keyOnly?: boolean;
+  /** Walk from `end` (exclusive) down to `start` (inclusive). */
+  reverse?: boolean;
+}
+
+export interface KvPair {
+  key: Buffer;
+  value: Buffer;
+}
+
+/** Time to live of a key, as Redis TTL/PTTL report it: -2 absent, -1 no expiry. */
+export type TtlMs = number;
+
+export interface KvApi {
+  // ---- values ----
+  get(ns: string, key: Buffer): Buffer | null;
+  getMany(ns: string, keys: Buffer[]): (Buffer | null)[];
+  /** Bytes [start, end] of the value, both inclusive, negative from the end (GETRANGE). */
+  getRange(ns: string, key: Buffer, start: number, end: number): Buffer;
+  strlen(ns: string, key: Buffer): number;
+  exists(ns: string, key: Buffer): boolean;
+  set(ns: string, key: Buffer, value: Buffer, options?: SetOptions): Promise<SetResult>;
+  setMany(ns: string, pairs: KvPair[]): Promise<void>;
+  /** Appends bytes; returns the value's new length. Concurrent appends are all kept. */
+  append(ns: string, key: Buffer, bytes: Buffer): Promise<number>;
+  appendMany(ns: string, pairs: KvPair[]): Promise<number[]>;
+  /** Deletes keys; returns how many existed. */
+  del(ns: string, keys: Buffer[]): Promise<number>;
+  /** Deletes every key in [start, end); returns how many existed. */
+  deleteRange(ns: string, start: Buffer, end: Buffer): Promise<number>;
+
+  // ---- expiry ----
+  /** Sets (atMs) or clears (null) the expiry; false if the key is absent or the condition failed. */
+  expireAt(ns: string, key: Buffer, atMs: number | null, condition?: ExpireCondition): Promise<boolean>;
+  ttlMs(ns: string, key: Buffer): TtlMs;
+
+  // ---- fields (metadata, per-field last-writer-wins) ----
+  /** Sets fields; returns how many were new. */
+  hset(ns: string, key: Buffer, fields: KvPair[]): Promise<number>;
+  hget(ns: string, key: Buffer, field: Buffer): Buffer | null;
+  hmget(ns: string, key: Buffer, fields: Buffer[]): (Buffer | null)[];
+  hgetall(ns: string, key: Buffer): KvPair[];
+  /** Deletes fields; returns how many existed. */
+  hdel(ns: string, key: Buffer, fields: Buffer[]): Promise<number>;
+  hlen(ns: string, key: Buffer): number;
+  hexists(ns: string, key: Buffer, field: Buffer): boolean;
+
+  // ---- keyspace ----
+  scan(ns: string, options: ScanOptions): ScanPage;
+  range(ns: string, options: RangeOptions): KvPair[];
+  /** Live keys in the namespace (keys expired but not yet swept may be counted, as in Redis). */
+  dbsize(ns: string): number;
+}
