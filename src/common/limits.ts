@@ -33,6 +33,10 @@ export interface Limits {
   writeQueueMax: number;
   /** Largest gRPC message, both directions. */
   grpcMessageBytesMax: number;
+  /** Namespaces (column families, SELECT databases) per node. */
+  namespacesMax: number;
+  /** Longest namespace name, in bytes. */
+  namespaceBytesMax: number;
 }
 
 const MiB = 1024 * 1024;
@@ -53,6 +57,8 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   scanLimitMax: 100_000,
   writeQueueMax: 100_000,
   grpcMessageBytesMax: 256 * MiB,
+  namespacesMax: 1024,
+  namespaceBytesMax: 64,
 });
 
 /** Checks that the limits agree with each other; a broken relation is a configuration error. */
