@@ -45,7 +45,7 @@ const MiB = 1024 * 1024;
 export const defaultLimits: Readonly<Limits> = Object.freeze({
   keyBytesMax: 1024,
   valueBytesMax: 64 * MiB,
-  fieldBytesMax: 1024,
+  fieldBytesMax: 512,
   respArrayLengthMax: 1024 * 1024,
   respBulkBytesMax: 64 * MiB + 1024,
   respInlineBytesMax: 64 * 1024,
@@ -68,10 +68,12 @@ export function validateLimits(limits: Limits): Limits {
       throw new RangeError(`limit '${name}' must be a positive integer, got ${String(value)}`);
     }
   }
-  // LMDB keys hold namespace id, key length, key and a 28-byte segment suffix: 1978 max.
-  if (limits.keyBytesMax + limits.fieldBytesMax > 1900) {
+  // LMDB keys (1978 bytes max) hold a 6-byte owner prefix (namespace id, key length), the
+  // key, then a 28-byte segment suffix or a field name.
+  const lmdbKeyBytesMax = 1978;
+  if (6 + limits.keyBytesMax + Math.max(28, limits.fieldBytesMax) > lmdbKeyBytesMax) {
     throw new RangeError(
-      `'keyBytesMax' + 'fieldBytesMax' must be at most 1900 (LMDB key size), got ${limits.keyBytesMax + limits.fieldBytesMax}`,
+      `'keyBytesMax' + max(28, 'fieldBytesMax') must be at most ${lmdbKeyBytesMax - 6} (LMDB key size), got ${limits.keyBytesMax + Math.max(28, limits.fieldBytesMax)}`,
     );
   }
   if (limits.respBulkBytesMax < limits.valueBytesMax) {

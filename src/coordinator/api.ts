@@ -74,7 +74,8 @@ export interface KvApi {
   strlen(ns: string, key: Buffer): number;
   exists(ns: string, key: Buffer): boolean;
   set(ns: string, key: Buffer, value: Buffer, options?: SetOptions): Promise<SetResult>;
-  setMany(ns: string, pairs: KvPair[]): Promise<void>;
+  /** Sets every pair in one atomic write; `ttlMs` applies to all of them. */
+  setMany(ns: string, pairs: KvPair[], options?: { ttlMs?: number }): Promise<void>;
   /** Appends bytes; returns the value's new length. Concurrent appends are all kept. */
   append(ns: string, key: Buffer, bytes: Buffer): Promise<number>;
   appendMany(ns: string, pairs: KvPair[]): Promise<number[]>;

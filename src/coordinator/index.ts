@@ -1,0 +1,29 @@
+/** One request -> replicas. On a single node: validation, versions and local storage. */
+import type { Limits } from '../common/limits.js';
+import { makeLimits } from '../common/limits.js';
+import { type Durability, openStore } from '../storage/lmdb-store.js';
+import type { Clock } from '../storage/hlc.js';
+import { LocalCoordinator } from './local.js';
+
+export type * from './api.js';
+export { LocalCoordinator, type LocalCoordinatorOptions } from './local.js';
+
+export interface LocalKvOptions {
+  path: string;
+  limits?: Partial<Limits>;
+  durability?: Durability;
+  clock?: Clock;
+}
+
+/** Opens storage at `path` and a coordinator over it: the whole single-node engine. */
+export async function openLocalKv(options: LocalKvOptions): Promise<{ kv: LocalCoordinator; close(): Promise<void> }> {
+  const limits = makeLimits(options.limits);
+  const store = openStore({
+    path: options.path,
+    durability: options.durability ?? 'fsync',
+    writeQueueMax: limits.writeQueueMax,
+    namespacesMax: limits.namespacesMax,
+  });
+  const kv = new LocalCoordinator(store, { limits, ...(options.clock ? { clock: options.clock } : {}) });
+  return { kv, close: () => store.close() };
+}

@@ -1,0 +1,609 @@
+/**
+ * Records on LMDB (lmdb-js). Reads are synchronous lookups in the memory map. Writes run
+ * as callbacks inside lmdb-js's batched write transaction (every write issued in one event
+ * turn shares one commit), and resolve only once durable:
+ *
+ * - `fsync` (default): after the commit is flushed to disk (lmdb-js `flushed`);
+ * - `commit`: after the commit is visible; survives a killed process, not a power loss;
+ * - `none`: LMDB noSync; for throwaway data only.
+ *
+ * A write applies a delta (a `Record`, see record.ts) with the same result as `merge`, but
+ * touches only what the delta changes: an append writes its bytes and a small header.
+ */
+import assert from 'node:assert/strict';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { KvError, overloaded } from '../common/errors.js';
+import { type Record, type Segment, compareSegments } from './record.js';
+import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion, readVersion } from './version.js';
+import {
+  type ChunkPart,
+  type Header,
+  baseSegmentKey,
+  chunkLastSegKey,
+  coverEnd,
+  decodeChunk,
+  decodeExpiryKey,
+  decodeHeader,
+  emptyHeader,
+  encodeChunk,
+  encodeField,
+  encodeHeader,
+  encodeSingle,
+  entryKindAppend,
+  entryKindBase,
+  entryKindChunk,
+  entryPayload,
+  expiryKey,
+  fieldKey,
+  fieldValue,
+  fieldVersion,
+  headerExpireAt,
+  headerFieldCount,
+  headerHasValue,
+  headerInline,
+  headerIsLive,
+  headerSize,
+  nsEnd,
+  nsStart,
+  ownerPrefix,
+  prefixEnd,
+  recordKey,
+  segKeyBytes,
+  segmentKey,
+} from './layout.js';
+
+export type Durability = 'fsync' | 'commit' | 'none';
+
+export interface StoreOptions {
+  path: string;
+  durability?: Durability;
+  /** Writes that may wait for a commit at once; more are refused as OVERLOADED. */
+  writeQueueMax?: number;
+  /** Namespaces that may exist; creating one more is refused. */
+  namespacesMax?: number;
+  /** Largest base value kept inline in the record header (one lookup per GET). */
+  inlineBaseBytesMax?: number;
+  /** Single appends written before the tail of a record is folded into a chunk. */
+  compactTailCount?: number;
+  /** Largest chunk built by compaction, in bytes. */
+  chunkBytesMax?: number;
+}
+
+/** Store-wide counters, persisted with every write. */
+interface Stats {
+  /** Highest version timestamp applied (restores the HLC after a restart). */
+  hlcTs: number;
+  /** Records holding a value or fields, per namespace id (expired-but-unswept included). */
+  keys: { [nsId: number]: number };
+  /** Bytes of values (base + appends) stored. */
+  bytes: number;
+}
+
+const statsKey = 'stats';
+const nsKeyPrefix = 'ns:';
+const defaultNamespace = 'default';
+
+export class LmdbStore {
+  private readonly env: RootDatabase;
+  private readonly records: Database<Buffer, Buffer>;
+  private readonly segments: Database<Buffer, Buffer>;
+  private readonly fields: Database<Buffer, Buffer>;
+  private readonly expiries: Database<Buffer, Buffer>;
+  private readonly system: Database<unknown, string>;
+  private readonly nsIds = new Map<string, number>();
+  private readonly stats: Stats;
+  private pendingWrites = 0;
+  private statsDirty = false;
+  private closed = false;
+  readonly durability: Durability;
+  private readonly writeQueueMax: number;
+  private readonly namespacesMax: number;
+  private readonly inlineBaseBytesMax: number;
+  private readonly compactTailCount: number;
+  private readonly chunkBytesMax: number;
+
+  constructor(options: StoreOptions) {
+    this.durability = options.durability ?? 'fsync';
+    this.writeQueueMax = options.writeQueueMax ?? 100_000;
+    this.namespacesMax = options.namespacesMax ?? 1024;
+    this.inlineBaseBytesMax = options.inlineBaseBytesMax ?? 8 * 1024;
+    this.compactTailCount = options.compactTailCount ?? 32;
+    this.chunkBytesMax = options.chunkBytesMax ?? 1024 * 1024;
+    this.env = open({
+      path: options.path,
+      maxDbs: 16,
+      // Grows on demand; this is the address-space reservation, not disk use.
+      mapSize: 64 * 1024 * 1024 * 1024,
+      overlappingSync: this.durability !== 'none',
+      noSync: this.durability === 'none',
+    });
+    const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
+    this.records = this.env.openDB<Buffer, Buffer>('records', binary);
+    this.segments = this.env.openDB<Buffer, Buffer>('segments', binary);
+    this.fields = this.env.openDB<Buffer, Buffer>('fields', binary);
+    this.expiries = this.env.openDB<Buffer, Buffer>('expiries', binary);
+    this.system = this.env.openDB<unknown, string>('system', { encoding: 'msgpack' });
+    for (const { key, value } of this.system.getRange({ start: nsKeyPrefix, end: nsKeyPrefix + '\uffff' })) {
+      this.nsIds.set(key.slice(nsKeyPrefix.length), value as number);
+    }
+    const stats = this.system.get(statsKey) as Stats | undefined;
+    this.stats = stats ?? { hlcTs: 0, keys: {}, bytes: 0 };
+  }
+
+  /** Highest version timestamp ever applied here; the HLC starts past it. */
+  get highTs(): number {
+    return this.stats.hlcTs;
+  }
+
+  // ------------------------------------------------------------------ namespaces
+
+  /** Id of an existing namespace, or undefined (reads of it find nothing). */
+  namespaceId(name: string): number | undefined {
+    return this.nsIds.get(name);
+  }
+
+  namespaces(): string[] {
+    return [...this.nsIds.keys()].sort();
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** The value (base + live appends), or null if absent, expired, or fields-only. */
+  getValue(nsId: number, key: Buffer, nowMs: number): Buffer | null {
+    const raw = this.records.get(recordKey(nsId, key));
+    if (raw === undefined || !headerHasValue(raw)) return null;
+    const at = headerExpireAt(raw);
+    if (at > 0 && nowMs > at) return null;
+    const inline = headerInline(raw);
+    if (inline) return inline;
+    return this.readSegments(ownerPrefix(nsId, key), headerSize(raw));
+  }
+
+  /** Bytes [start, end) of the value, reading only the entries that overlap. */
+  getValueRange(nsId: number, key: Buffer, start: number, end: number, nowMs: number): Buffer {
+    const raw = this.records.get(recordKey(nsId, key));
+    if (raw === undefined || !headerHasValue(raw) || end <= start) return Buffer.alloc(0);
+    const at = headerExpireAt(raw);
+    if (at > 0 && nowMs > at) return Buffer.alloc(0);
+    const inline = headerInline(raw);
+    if (inline) return inline.subarray(start, end);
+    const prefix = ownerPrefix(nsId, key);
+    const parts: Buffer[] = [];
+    let offset = 0;
+    for (const { value } of this.segments.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+      const payload = entryPayload(value);
+      const next = offset + payload.length;
+      if (next > start) parts.push(payload.subarray(Math.max(0, start - offset), Math.min(payload.length, end - offset)));
+      offset = next;
+      if (offset >= end) break;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  private readSegments(prefix: Buffer, size: number): Buffer {
+    const parts: Buffer[] = [];
+    for (const { value } of this.segments.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+      parts.push(entryPayload(value));
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+  }
+
+  /** True when the key holds a value or fields and has not expired. */
+  isLive(nsId: number, key: Buffer, nowMs: number): boolean {
+    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    return raw !== undefined && headerIsLive(raw, nowMs);
+  }
+
+  /** Length of the value (0 when absent). */
+  valueSize(nsId: number, key: Buffer, nowMs: number): number {
+    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    if (raw === undefined || !headerIsLive(raw, nowMs)) return 0;
+    return headerSize(raw);
+  }
+
+  /** Expiry of a live key: 0 for none, -1 when the key is absent. */
+  expireAt(nsId: number, key: Buffer, nowMs: number): number {
+    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    if (raw === undefined || !headerIsLive(raw, nowMs)) return -1;
+    return headerExpireAt(raw);
+  }
+
+  getField(nsId: number, key: Buffer, name: Buffer, nowMs: number): Buffer | null {
+    if (!this.isLive(nsId, key, nowMs)) return null;
+    const raw = this.fields.get(fieldKey(ownerPrefix(nsId, key), name));
+    return raw === undefined ? null : fieldValue(raw);
+  }
+
+  /** Live fields, in name order. */
+  getFields(nsId: number, key: Buffer, nowMs: number): [Buffer, Buffer][] {
+    if (!this.isLive(nsId, key, nowMs)) return [];
+    const prefix = ownerPrefix(nsId, key);
+    const out: [Buffer, Buffer][] = [];
+    for (const { key: k, value } of this.fields.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+      const v = fieldValue(value);
+      if (v) out.push([k.subarray(prefix.length), v]);
+    }
+    return out;
+  }
+
+  fieldCount(nsId: number, key: Buffer, nowMs: number): number {
+    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    if (raw === undefined || !headerIsLive(raw, nowMs)) return 0;
+    return headerFieldCount(raw);
+  }
+
+  /**
+   * Live keys of a namespace in key order, starting after `after` (exclusive), examining at
+   * most `examineMax` records. `next` is the last key examined, null when the end was reached.
+   */
+  scanKeys(
+    nsId: number,
+    after: Buffer | null,
+    examineMax: number,
+    nowMs: number,
+    accept: (key: Buffer) => boolean,
+  ): { keys: Buffer[]; next: Buffer | null } {
+    const start = after ? Buffer.concat([recordKey(nsId, after), Buffer.from([0])]) : nsStart(nsId);
+    const keys: Buffer[] = [];
+    let examined = 0;
+    let last: Buffer | null = null;
+    for (const { key, value } of this.records.getRange({ start, end: nsEnd(nsId), limit: examineMax })) {
+      examined++;
+      last = key.subarray(4);
+      if (headerIsLive(value, nowMs) && accept(last)) keys.push(last);
+    }
+    return { keys, next: examined < examineMax ? null : last };
+  }
+
+  /** Live keys in [start, end) (reverse: from end down to start), up to `limit` of them. */
+  rangeKeys(nsId: number, start: Buffer, end: Buffer | null, limit: number, reverse: boolean, nowMs: number): Buffer[] {
+    const lo = recordKey(nsId, start);
+    const hi = end && end.length > 0 ? recordKey(nsId, end) : nsEnd(nsId);
+    const out: Buffer[] = [];
+    const iter = reverse
+      ? this.records.getRange({ start: hi, end: nsStart(nsId), reverse: true }) // end is exclusive: stop at lo below
+      : this.records.getRange({ start: lo, end: hi });
+    for (const { key, value } of iter) {
+      if (reverse && key.equals(hi)) continue; // reverse start is inclusive in lmdb-js
+      if (reverse && Buffer.compare(key, lo) < 0) break;
+      if (!headerIsLive(value, nowMs)) continue;
+      out.push(key.subarray(4));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Physical layout of a record (for tests and diagnostics). */
+  layoutOf(nsId: number, key: Buffer): { headerBytes: number; entries: number } {
+    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    const prefix = ownerPrefix(nsId, key);
+    let entries = 0;
+    for (const _ of this.segments.getKeys({ start: prefix, end: prefixEnd(prefix) })) entries++;
+    return { headerBytes: raw?.length ?? 0, entries };
+  }
+
+  keyCount(nsId: number): number {
+    return this.stats.keys[nsId] ?? 0;
+  }
+
+  totalKeys(): number {
+    let n = 0;
+    for (const v of Object.values(this.stats.keys)) n += v;
+    return n;
+  }
+
+  totalBytes(): number {
+    return this.stats.bytes;
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /**
+   * Runs `fn` inside the next batched write transaction and resolves with its result once
+   * the batch is durable. `fn` reads through this store's read methods (they see the
+   * transaction's own writes) and writes through `apply` / `ensureNamespace`. It must not
+   * throw for bad input: validate before calling `write`.
+   */
+  async write<T>(fn: () => T): Promise<T> {
+    if (this.closed) throw new KvError('UNAVAILABLE', 'storage is closed');
+    if (this.pendingWrites >= this.writeQueueMax) {
+      throw overloaded(`write queue is full: ${this.pendingWrites} writes waiting, limit 'writeQueueMax' (${this.writeQueueMax})`);
+    }
+    this.pendingWrites++;
+    try {
+      const result = await this.env.transaction(() => {
+        const r = fn();
+        if (this.statsDirty) {
+          this.system.put(statsKey, this.stats);
+          this.statsDirty = false;
+        }
+        return r;
+      });
+      if (this.durability === 'fsync') await this.env.flushed;
+      return result;
+    } finally {
+      this.pendingWrites--;
+    }
+  }
+
+  /** Writes waiting for their commit now. */
+  get pending(): number {
+    return this.pendingWrites;
+  }
+
+  /** Id of a namespace, created if needed. Only inside `write`. */
+  ensureNamespace(name: string): number {
+    const known = this.nsIds.get(name);
+    if (known !== undefined) return known;
+    if (this.nsIds.size >= this.namespacesMax) {
+      throw new KvError('LIMIT_EXCEEDED', `namespace '${name}' would be one more than limit 'namespacesMax' (${this.namespacesMax})`);
+    }
+    let id = 0;
+    for (const v of this.nsIds.values()) id = Math.max(id, v + 1);
+    this.system.put(nsKeyPrefix + name, id);
+    this.nsIds.set(name, id);
+    return id;
+  }
+
+  /** Id of the namespace a write goes to; `default` always exists once written. */
+  static readonly defaultNamespace = defaultNamespace;
+
+  /**
+   * Merges `delta` into the stored record of `key` (only inside `write`). Returns the
+   * record's header afterwards (size, field count, expiry) for replies such as APPEND's.
+   */
+  apply(nsId: number, key: Buffer, delta: Record, nowMs: number): Header {
+    const rk = recordKey(nsId, key);
+    const raw = this.records.get(rk);
+    const h = raw ? decodeHeader(raw) : emptyHeader();
+    const countedBefore = counted(h);
+    const sizeBefore = h.size;
+    const prefix = ownerPrefix(nsId, key);
+
+    // An expiry whose time has passed becomes a tombstone before anything else applies.
+    if (h.expireAtMs > 0 && nowMs > h.expireAtMs) this.cover(h, nsId, key, prefix, expiryTombVersion(h.expireAtMs), true);
+    if (delta.tomb && isNewer(delta.tomb, h.tomb)) this.cover(h, nsId, key, prefix, delta.tomb, true);
+    if (delta.base && isNewer(delta.base.version, h.baseVersion) && isNewer(delta.base.version, h.tomb)) {
+      this.setBase(h, nsId, key, prefix, delta.base.version, delta.base.value);
+    }
+    if (delta.expiry && isNewer(delta.expiry.version, h.expiryVersion) && isNewer(delta.expiry.version, h.tomb)) {
+      this.setExpiry(h, nsId, key, delta.expiry.version, delta.expiry.atMs);
+    }
+    const floor = maxVersion(h.tomb, h.baseVersion);
+    for (const seg of delta.appends) {
+      if (isNewer(seg.version, floor)) this.insertSegment(h, prefix, seg);
+    }
+    for (const [name, fv] of delta.fields) {
+      if (!isNewer(fv.version, h.tomb)) continue;
+      const fk = fieldKey(prefix, Buffer.from(name, 'latin1'));
+      const existing = this.fields.getBinaryFast(fk);
+      if (existing !== undefined && !isNewer(fv.version, fieldVersion(existing))) continue;
+      const wasLive = existing !== undefined && existing[12] === 1;
+      this.fields.put(fk, encodeField(fv.version, fv.value));
+      h.fieldCount += (fv.value ? 1 : 0) - (wasLive ? 1 : 0);
+    }
+    if (h.tail >= this.compactTailCount) this.compactTail(h, prefix);
+
+    this.noteVersions(delta);
+    if (h.tomb || h.baseVersion || h.entries > 0 || h.fieldCount > 0 || h.expiryVersion) {
+      this.records.put(rk, encodeHeader(h));
+    } else if (raw) {
+      this.records.remove(rk);
+    }
+    const countedAfter = counted(h);
+    if (countedAfter !== countedBefore || h.size !== sizeBefore) {
+      this.stats.keys[nsId] = (this.stats.keys[nsId] ?? 0) + (countedAfter ? 1 : 0) - (countedBefore ? 1 : 0);
+      this.stats.bytes += h.size - sizeBefore;
+      this.statsDirty = true;
+    }
+    return h;
+  }
+
+  private noteVersions(delta: Record): void {
+    let ts = this.stats.hlcTs;
+    if (delta.tomb && delta.tomb.ts > ts) ts = delta.tomb.ts;
+    if (delta.base && delta.base.version.ts > ts) ts = delta.base.version.ts;
+    if (delta.expiry && delta.expiry.version.ts > ts) ts = delta.expiry.version.ts;
+    for (const s of delta.appends) if (s.version.ts > ts) ts = s.version.ts;
+    for (const f of delta.fields.values()) if (f.version.ts > ts) ts = f.version.ts;
+    if (ts !== this.stats.hlcTs) {
+      this.stats.hlcTs = ts;
+      this.statsDirty = true;
+    }
+  }
+
+  /**
+   * Removes what version `v` covers: every segment entry not newer than it (splitting a
+   * chunk that straddles it) and, for a tombstone, the base, fields and expiry too.
+   */
+  private cover(h: Header, nsId: number, key: Buffer, prefix: Buffer, v: Version, tomb: boolean): void {
+    if (tomb) h.tomb = maxVersion(h.tomb, v);
+    if (h.inlineBase && h.baseVersion && !isNewer(h.baseVersion, v)) {
+      h.size -= h.inlineBase.length;
+      h.inlineBase = null;
+      h.baseVersion = null;
+    }
+    if (h.entries > 0) {
+      const end = coverEnd(prefix, v);
+      const covered = [...this.segments.getKeys({ start: prefix, end })];
+      for (const sk of covered) {
+        const entry = this.segments.getBinaryFast(sk)!;
+        const kind = entry[0];
+        if (kind === entryKindChunk && Buffer.compare(chunkLastSegKey(entry), end.subarray(prefix.length)) >= 0) {
+          // Straddles v: keep the parts newer than v as a smaller chunk.
+          const parts = decodeChunk(entry);
+          const keep = parts.filter((p) => compareVersions(readVersion(p.segKey, 0), v) > 0).map(copyPart);
+          for (const p of parts) if (compareVersions(readVersion(p.segKey, 0), v) <= 0) h.size -= p.bytes.length;
+          this.segments.remove(sk);
+          this.putParts(prefix, keep);
+          continue;
+        }
+        h.size -= entryPayload(entry).length;
+        if (kind === entryKindBase) h.baseVersion = null;
+        this.segments.remove(sk);
+        h.entries--;
+      }
+      if (h.entries === 0) h.tail = 0;
+    }
+    if (!tomb) return;
+    if (h.baseVersion && !isNewer(h.baseVersion, v)) h.baseVersion = null;
+    if (h.expiryVersion && !isNewer(h.expiryVersion, v)) {
+      if (h.expireAtMs > 0) this.expiries.remove(expiryKey(h.expireAtMs, nsId, key));
+      h.expiryVersion = null;
+      h.expireAtMs = 0;
+    }
+    if (h.fieldCount > 0 || h.tomb) {
+      for (const { key: fk, value } of this.fields.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+        if (isNewer(fieldVersion(value), v)) continue;
+        if (value[12] === 1) h.fieldCount--;
+        this.fields.remove(fk);
+      }
+    }
+  }
+
+  /** Writes kept chunk parts back: one part as a single entry, more as a chunk. */
+  private putParts(prefix: Buffer, parts: ChunkPart[]): void {
+    if (parts.length === 0) return;
+    const key = Buffer.concat([prefix, parts[0]!.segKey]);
+    if (parts.length === 1) this.segments.put(key, encodeSingle(entryKindAppend, parts[0]!.bytes));
+    else this.segments.put(key, encodeChunk(parts));
+  }
+
+  private setBase(h: Header, nsId: number, key: Buffer, prefix: Buffer, version: Version, value: Buffer): void {
+    if (h.inlineBase) {
+      h.size -= h.inlineBase.length;
+      h.inlineBase = null;
+    }
+    this.cover(h, nsId, key, prefix, version, false);
+    if (h.entries === 0 && value.length <= this.inlineBaseBytesMax) {
+      h.inlineBase = value;
+    } else {
+      this.segments.put(baseSegmentKey(prefix, version), encodeSingle(entryKindBase, value));
+      h.entries++;
+    }
+    h.baseVersion = version;
+    h.size += value.length;
+  }
+
+  private setExpiry(h: Header, nsId: number, key: Buffer, version: Version, atMs: number): void {
+    if (h.expireAtMs > 0) this.expiries.remove(expiryKey(h.expireAtMs, nsId, key));
+    h.expiryVersion = version;
+    h.expireAtMs = atMs;
+    if (atMs > 0) this.expiries.put(expiryKey(atMs, nsId, key), Buffer.alloc(0));
+  }
+
+  /** Adds one append segment unless the same op is already there. */
+  private insertSegment(h: Header, prefix: Buffer, seg: Segment): void {
+    if (h.inlineBase && h.baseVersion) {
+      // The first append moves the base out of the header, so that later appends do not
+      // rewrite it: from here on the header stays small.
+      this.segments.put(baseSegmentKey(prefix, h.baseVersion), encodeSingle(entryKindBase, h.inlineBase));
+      h.inlineBase = null;
+      h.entries++;
+    }
+    const sk = segmentKey(prefix, seg.version, seg.opId);
+    if (h.entries > 0) {
+      let floorKey: Buffer | undefined;
+      for (const k of this.segments.getKeys({ start: sk, end: prefix, reverse: true, limit: 1 })) floorKey = k;
+      if (floorKey) {
+        if (floorKey.equals(sk)) return; // the same op, applied again
+        const entry = this.segments.getBinaryFast(floorKey)!;
+        if (entry[0] === entryKindChunk && Buffer.compare(chunkLastSegKey(entry), sk.subarray(prefix.length)) >= 0) {
+          // Falls inside a chunk's range: keep the invariant by inserting it into the chunk.
+          const parts = decodeChunk(entry).map(copyPart);
+          const mine = sk.subarray(prefix.length);
+          if (parts.some((p) => p.segKey.equals(mine))) return;
+          parts.push({ segKey: Buffer.from(mine), bytes: seg.bytes });
+          parts.sort((a, b) => Buffer.compare(a.segKey, b.segKey));
+          this.segments.put(floorKey, encodeChunk(parts));
+          h.size += seg.bytes.length;
+          return;
+        }
+      }
+    }
+    this.segments.put(sk, encodeSingle(entryKindAppend, seg.bytes));
+    h.entries++;
+    h.tail++;
+    h.size += seg.bytes.length;
+  }
+
+  /**
+   * Folds the run of small single appends at the end of a record into one chunk, so a
+   * record with many appends reads a few entries. Cost is bounded by `chunkBytesMax`,
+   * not by the record's size. Merge results are unchanged: each op keeps its key.
+   */
+  private compactTail(h: Header, prefix: Buffer): void {
+    h.tail = 0;
+    const parts: ChunkPart[] = [];
+    const keys: Buffer[] = [];
+    let bytes = 0;
+    for (const k of this.segments.getKeys({ start: prefixEnd(prefix), end: prefix, reverse: true })) {
+      if (k.length !== prefix.length + segKeyBytes || !k.subarray(0, prefix.length).equals(prefix)) continue;
+      const entry = this.segments.getBinaryFast(k)!;
+      if (entry[0] !== entryKindAppend) break;
+      const len = entry.length - 1;
+      if (bytes + len > this.chunkBytesMax || parts.length >= this.compactTailCount * 4) break;
+      parts.push({ segKey: Buffer.from(k.subarray(prefix.length)), bytes: Buffer.from(entry.subarray(1)) });
+      keys.push(k);
+      bytes += len;
+    }
+    if (parts.length < 2) return;
+    parts.reverse();
+    keys.reverse();
+    for (const k of keys) this.segments.remove(k);
+    this.segments.put(keys[0]!, encodeChunk(parts));
+    h.entries -= parts.length - 1;
+  }
+
+  /**
+   * Turns expired records into tombstones, at most `max` of them; returns how many.
+   * Call from a timer; it runs as one write.
+   */
+  async sweepExpired(nowMs: number, max: number): Promise<number> {
+    const upper = Buffer.alloc(8);
+    upper.writeBigUInt64BE(BigInt(Math.floor(nowMs)), 0);
+    const due: Buffer[] = [];
+    for (const k of this.expiries.getKeys({ end: upper, limit: max })) due.push(k);
+    if (due.length === 0) return 0;
+    return this.write(() => {
+      let n = 0;
+      for (const k of due) {
+        const { atMs, nsId, key } = decodeExpiryKey(k);
+        const raw = this.records.getBinaryFast(recordKey(nsId, key));
+        if (raw !== undefined && headerExpireAt(raw) === atMs) {
+          this.apply(nsId, key, emptyDelta, nowMs);
+          n++;
+        } else {
+          this.expiries.remove(k); // stale index entry
+        }
+      }
+      return n;
+    });
+  }
+
+  /** Waits for pending writes, then closes LMDB. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.env.flushed;
+    await this.env.close();
+  }
+}
+
+const emptyDelta: Record = { tomb: null, base: null, appends: [], fields: new Map(), expiry: null };
+
+function counted(h: Header): boolean {
+  return h.baseVersion !== null || h.entries > 0 || h.fieldCount > 0;
+}
+
+function copyPart(p: ChunkPart): ChunkPart {
+  return { segKey: Buffer.from(p.segKey), bytes: Buffer.from(p.bytes) };
+}
+
+/** Opens (creating if needed) a store at `options.path`. */
+export function openStore(options: StoreOptions): LmdbStore {
+  return new LmdbStore(options);
+}
+
+export { compareSegments };
+assert.ok(segKeyBytes === 28);
