@@ -1,0 +1,124 @@
+/**
+ * A small Node client for the gRPC `ragkv.v1.RawKV` service: loads the .proto shipped with
+ * the package and exposes each call as a promise.
+ *
+ * @example
+ * const client = createRawKvClient('127.0.0.1:50051');
+ * await client.rawPut({ key: Buffer.from('doc:1'), value: Buffer.from('hello') });
+ * const { value, not_found } = await client.rawGet({ key: Buffer.from('doc:1') });
+ * client.close();
+ *
+ * A failed call rejects with a grpc-js `ServiceError`: `.code` is the gRPC status
+ * (`status.INVALID_ARGUMENT`, ...) and `.details` the server's message.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { defaultLimits } from '../common/limits.js';
+import type { KvPairMessage, RawKvMessages, RawKvMethod } from '../server/grpc/messages.js';
+
+export type * from '../server/grpc/messages.js';
+export { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+
+/** Path of rawkv.proto (this module runs compiled from dist/src/client/), for other tools. */
+export const rawKvProtoPath = fileURLToPath(new URL('../../../proto/ragkv/v1/rawkv.proto', import.meta.url));
+
+/** What a caller may send: every field optional (proto3 defaults), bytes as any Uint8Array. */
+type Input<T> = {
+  [K in keyof T]?: T[K] extends Buffer
+    ? Uint8Array
+    : T[K] extends Buffer[]
+      ? Uint8Array[]
+      : T[K] extends KvPairMessage[]
+        ? { key: Uint8Array; value: Uint8Array }[]
+        : T[K];
+};
+
+/** `RawGet` -> `rawGet`. */
+type ClientMethodName<M extends string> = Uncapitalize<M>;
+
+export type RawKvCalls = {
+  [M in RawKvMethod as ClientMethodName<M>]: (
+    request: Input<RawKvMessages[M]['request']>,
+    options?: grpc.CallOptions,
+  ) => Promise<RawKvMessages[M]['response']>;
+};
+
+export interface RawKvClient extends RawKvCalls {
+  /** The underlying grpc-js client (for channel state, interceptors, ...). */
+  readonly grpcClient: grpc.Client;
+  /** Closes the channel. */
+  close(): void;
+}
+
+export interface RawKvClientOptions {
+  /** Default: insecure (plaintext). */
+  credentials?: grpc.ChannelCredentials;
+  /** Largest message sent or received; default the server's default `grpcMessageBytesMax`. */
+  messageBytesMax?: number;
+  /** Extra grpc-js channel options. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+const loaderOptions: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+  oneofs: true,
+};
+
+const methodNames: readonly RawKvMethod[] = [
+  'RawGet',
+  'RawPut',
+  'RawDelete',
+  'RawScan',
+  'RawBatchGet',
+  'RawBatchPut',
+  'RawAppend',
+  'RawBatchAppend',
+  'RawDeleteRange',
+];
+
+type UnaryMethod = (
+  request: unknown,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: unknown) => void,
+) => grpc.ClientUnaryCall;
+
+let clientConstructor: grpc.ServiceClientConstructor | null = null;
+
+function rawKvClientConstructor(): grpc.ServiceClientConstructor {
+  if (clientConstructor === null) {
+    const packageDefinition = protoLoader.loadSync(rawKvProtoPath, loaderOptions);
+    const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
+      ragkv: { v1: { RawKV: grpc.ServiceClientConstructor } };
+    };
+    clientConstructor = loaded.ragkv.v1.RawKV;
+  }
+  return clientConstructor;
+}
+
+/** Connects to a ragkv gRPC endpoint (`host:port`); the channel opens lazily on the first call. */
+export function createRawKvClient(address: string, options: RawKvClientOptions = {}): RawKvClient {
+  const messageBytesMax = options.messageBytesMax ?? defaultLimits.grpcMessageBytesMax;
+  const Constructor = rawKvClientConstructor();
+  const grpcClient = new Constructor(address, options.credentials ?? grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': messageBytesMax,
+    'grpc.max_send_message_length': messageBytesMax,
+    ...options.channelOptions,
+  });
+  const calls: Record<string, unknown> = {};
+  for (const method of methodNames) {
+    const invoke = (grpcClient as unknown as Record<string, UnaryMethod>)[method]!.bind(grpcClient);
+    calls[method[0]!.toLowerCase() + method.slice(1)] = (request: unknown, callOptions: grpc.CallOptions = {}) =>
+      new Promise((resolve, reject) => {
+        invoke(request, callOptions, (error, response) => (error ? reject(error) : resolve(response)));
+      });
+  }
+  return Object.assign(calls as RawKvCalls, {
+    grpcClient,
+    close: () => grpcClient.close(),
+  });
+}

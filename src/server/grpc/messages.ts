@@ -1,0 +1,116 @@
+/**
+ * TypeScript shapes of the `ragkv.v1.RawKV` messages as @grpc/proto-loader decodes them with
+ * `protoLoaderOptions` (every field present, bytes as Buffer, 64-bit integers as number).
+ * The .proto file (proto/ragkv/v1/rawkv.proto) is the source of truth; keep these in step.
+ */
+
+export interface KvPairMessage {
+  key: Buffer;
+  value: Buffer;
+}
+
+export interface RawGetRequest {
+  cf: string;
+  key: Buffer;
+}
+export interface RawGetResponse {
+  value: Buffer;
+  not_found: boolean;
+}
+
+export interface RawPutRequest {
+  cf: string;
+  key: Buffer;
+  value: Buffer;
+  ttl_ms: number;
+}
+export type RawPutResponse = Record<string, never>;
+
+export interface RawDeleteRequest {
+  cf: string;
+  key: Buffer;
+}
+export interface RawDeleteResponse {
+  deleted: boolean;
+}
+
+export interface RawScanRequest {
+  cf: string;
+  start_key: Buffer;
+  end_key: Buffer;
+  limit: number;
+  key_only: boolean;
+  reverse: boolean;
+}
+export interface RawScanResponse {
+  kvs: KvPairMessage[];
+}
+
+export interface RawBatchGetRequest {
+  cf: string;
+  keys: Buffer[];
+}
+export interface RawBatchGetResponse {
+  pairs: KvPairMessage[];
+}
+
+export interface RawBatchPutRequest {
+  cf: string;
+  pairs: KvPairMessage[];
+  ttl_ms: number;
+}
+export type RawBatchPutResponse = Record<string, never>;
+
+export interface RawAppendRequest {
+  cf: string;
+  key: Buffer;
+  value: Buffer;
+}
+export interface RawAppendResponse {
+  new_size: number;
+}
+
+export interface RawBatchAppendRequest {
+  cf: string;
+  pairs: KvPairMessage[];
+}
+export interface RawBatchAppendResponse {
+  new_sizes: number[];
+}
+
+export interface RawDeleteRangeRequest {
+  cf: string;
+  start_key: Buffer;
+  end_key: Buffer;
+}
+export interface RawDeleteRangeResponse {
+  deleted: number;
+}
+
+/** Request and response type of every RawKV method, by the method's name in the .proto. */
+export interface RawKvMessages {
+  RawGet: { request: RawGetRequest; response: RawGetResponse };
+  RawPut: { request: RawPutRequest; response: RawPutResponse };
+  RawDelete: { request: RawDeleteRequest; response: RawDeleteResponse };
+  RawScan: { request: RawScanRequest; response: RawScanResponse };
+  RawBatchGet: { request: RawBatchGetRequest; response: RawBatchGetResponse };
+  RawBatchPut: { request: RawBatchPutRequest; response: RawBatchPutResponse };
+  RawAppend: { request: RawAppendRequest; response: RawAppendResponse };
+  RawBatchAppend: { request: RawBatchAppendRequest; response: RawBatchAppendResponse };
+  RawDeleteRange: { request: RawDeleteRangeRequest; response: RawDeleteRangeResponse };
+}
+
+export type RawKvMethod = keyof RawKvMessages;
+
+/** The method names, in .proto order. */
+export const rawKvMethods: readonly RawKvMethod[] = [
+  'RawGet',
+  'RawPut',
+  'RawDelete',
+  'RawScan',
+  'RawBatchGet',
+  'RawBatchPut',
+  'RawAppend',
+  'RawBatchAppend',
+  'RawDeleteRange',
+];
