@@ -1,0 +1,65 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const binPath = fileURLToPath(new URL('../../../bin/ragkv.js', import.meta.url));
+
+export interface NodeProcess {
+  proc: ChildProcess;
+  ports: { resp: number; grpc: number; admin: number };
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+}
+
+/**
+ * Starts `ragkv start` as a real process on free ports and resolves once its structured
+ * log says it is listening (no sleeps: the log line is the event).
+ */
+export async function startNodeProcess(dataDir: string, extraArgs: string[] = [], timeoutMs = 20_000): Promise<NodeProcess> {
+  const proc = spawn(
+    process.execPath,
+    [binPath, 'start', '--data', dataDir, '--host', '127.0.0.1', '--resp-port', '0', '--grpc-port', '0', '--admin-port', '0', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines = createInterface({ input: proc.stdout! });
+  const ports = await new Promise<NodeProcess['ports']>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+    lines.on('line', (line) => {
+      try {
+        const rec = JSON.parse(line) as { msg?: string; resp?: number; grpc?: number; admin?: number };
+        if (rec.msg === 'listening' && rec.resp) {
+          clearTimeout(timer);
+          resolve({ resp: rec.resp, grpc: rec.grpc!, admin: rec.admin! });
+        }
+      } catch {
+        // not a log line (the banner)
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited (${code}) before listening: ${stderr}`));
+    });
+  });
+  lines.on('line', () => {}); // keep draining stdout so the child never blocks on a full pipe
+  return { proc, ports, exited };
+}
+
+/** SIGKILL and wait for the exit. */
+export async function kill9(node: NodeProcess): Promise<void> {
+  if (node.proc.exitCode === null && node.proc.signalCode === null) {
+    node.proc.kill('SIGKILL');
+    await node.exited;
+  }
+}
+
+/** SIGTERM and wait for a clean exit; returns the exit code. */
+export async function stopGracefully(node: NodeProcess): Promise<number | string> {
+  if (node.proc.exitCode !== null) return node.proc.exitCode;
+  node.proc.kill('SIGTERM');
+  const [code] = (await once(node.proc, 'exit')) as [number | null, string | null];
+  return code ?? 'signal';
+}
