@@ -123,7 +123,7 @@ test(
 );
 
 test('writes acknowledged with fsync durability are there after reopening', async () => {
-  const dir = tempDir();
+  const dir = tempDir('ragkv.dotted.'); // a dot in the directory name must not make it a file
   try {
     let store = openStore({ path: dir.path, durability: 'fsync' });
     const nsId = store.ensureNamespace('docs');

@@ -111,6 +111,8 @@ export class LmdbStore {
     this.chunkBytesMax = options.chunkBytesMax ?? 1024 * 1024;
     this.env = open({
       path: options.path,
+      // `path` is always a directory, even when its name has a dot in it.
+      noSubdir: false,
       maxDbs: 16,
       // Grows on demand; this is the address-space reservation, not disk use.
       mapSize: 64 * 1024 * 1024 * 1024,
