@@ -1,0 +1,204 @@
+/**
+ * Prometheus metrics of one node. Request counts and latencies are on the hot path of every
+ * request, so they are kept in plain per-(protocol, command) records: an observe is one map
+ * lookup, a few additions and a bucket search, with no allocation (prom-client's labelled
+ * children cost ~0.5µs per observe, most of a small GET). They are rendered in Prometheus
+ * text on scrape, after the families prom-client owns (connections, disconnects, storage
+ * gauges and the default process metrics), which change rarely.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Protocol, RequestMetrics } from '../metrics.js';
+
+/** Upper bounds of the request latency buckets, in seconds: 50µs to 5s. */
+export const durationBucketsSeconds: readonly number[] = Object.freeze([
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+]);
+
+/**
+ * Distinct command labels kept per protocol; later ones are counted under `other`. Command
+ * names can come from clients, and each label set is a time series kept forever.
+ */
+export const commandLabelsMax = 256;
+/** Distinct error codes kept per command; later ones are counted under `other`. */
+export const errorCodeLabelsMax = 32;
+/** Distinct disconnect reasons kept per protocol; later ones are counted under `other`. */
+export const disconnectReasonLabelsMax = 64;
+
+export interface MetricsOptions {
+  /** Read on every scrape for `ragkv_keys` and `ragkv_stored_bytes`. */
+  storageStats: () => { keys: number; bytes: number };
+}
+
+/** The node's metrics: what the protocol servers report into, and what /metrics serves. */
+export interface MetricsRegistry extends RequestMetrics {
+  /** The prom-client registry of this node (not the global one). */
+  readonly registry: Registry;
+  /** Content type of `text()`, from the registry. */
+  readonly contentType: string;
+  /** The whole exposition in Prometheus text format. */
+  text(): Promise<string>;
+}
+
+/** Counts of one (protocol, command). */
+interface CommandSeries {
+  readonly command: string;
+  requests: number;
+  durationSumSeconds: number;
+  /** Non-cumulative counts per bucket; the last slot is the +Inf overflow. */
+  readonly bucketCounts: Float64Array;
+  readonly errors: Map<string, number>;
+}
+
+const protocols: readonly Protocol[] = ['resp', 'grpc'];
+const otherLabel = 'other';
+
+/** Creates a metrics registry; each call owns a fresh prom-client Registry. */
+export function createMetrics(options: MetricsOptions): MetricsRegistry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const connections = new Gauge({
+    name: 'ragkv_connections',
+    help: 'Open client connections.',
+    labelNames: ['protocol'],
+    registers: [registry],
+  });
+  const disconnects = new Counter({
+    name: 'ragkv_disconnects_total',
+    help: 'Clients disconnected by the server, by reason.',
+    labelNames: ['protocol', 'reason'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'ragkv_keys',
+    help: 'Keys stored on this node.',
+    registers: [registry],
+    collect() {
+      this.set(options.storageStats().keys);
+    },
+  });
+  new Gauge({
+    name: 'ragkv_stored_bytes',
+    help: 'Bytes stored on this node.',
+    registers: [registry],
+    collect() {
+      this.set(options.storageStats().bytes);
+    },
+  });
+
+  const connectionChildren = new Map<Protocol, Gauge.Internal<string>>();
+  const disconnectChildren = new Map<Protocol, Map<string, Counter.Internal>>();
+  for (const protocol of protocols) {
+    const child = connections.labels(protocol);
+    child.set(0);
+    connectionChildren.set(protocol, child);
+    disconnectChildren.set(protocol, new Map());
+  }
+
+  const series = new Map<Protocol, Map<string, CommandSeries>>();
+  for (const protocol of protocols) series.set(protocol, new Map());
+
+  const seriesOf = (protocol: Protocol, command: string): CommandSeries => {
+    const byCommand = series.get(protocol);
+    if (byCommand === undefined) throw new TypeError(`unknown protocol '${String(protocol)}'`);
+    let entry = byCommand.get(command);
+    if (entry === undefined) {
+      const label = byCommand.size < commandLabelsMax ? command : otherLabel;
+      entry = byCommand.get(label) ?? newSeries(label);
+      byCommand.set(label, entry);
+      // Cache an over-limit name too (bounded by the same limit), so it stays a single lookup.
+      if (label !== command && byCommand.size < 2 * commandLabelsMax) byCommand.set(command, entry);
+    }
+    return entry;
+  };
+
+  return {
+    registry,
+    contentType: registry.contentType,
+
+    observe(protocol: Protocol, command: string, seconds: number, errorCode?: string): void {
+      // NaN would poison the sum for the life of the process; a caller bug, not client input.
+      if (!(seconds >= 0)) throw new RangeError(`request duration must be >= 0 seconds, got ${seconds}`);
+      const entry = seriesOf(protocol, command);
+      entry.requests += 1;
+      entry.durationSumSeconds += seconds;
+      let bucket = 0;
+      while (bucket < durationBucketsSeconds.length && seconds > durationBucketsSeconds[bucket]) bucket++;
+      entry.bucketCounts[bucket] += 1;
+      if (errorCode !== undefined) {
+        const code = entry.errors.has(errorCode) || entry.errors.size < errorCodeLabelsMax ? errorCode : otherLabel;
+        entry.errors.set(code, (entry.errors.get(code) ?? 0) + 1);
+      }
+    },
+
+    connections(protocol: Protocol, delta: number): void {
+      const child = connectionChildren.get(protocol);
+      if (child === undefined) throw new TypeError(`unknown protocol '${String(protocol)}'`);
+      child.inc(delta);
+    },
+
+    disconnected(protocol: Protocol, reason: string): void {
+      const byReason = disconnectChildren.get(protocol);
+      if (byReason === undefined) throw new TypeError(`unknown protocol '${String(protocol)}'`);
+      let child = byReason.get(reason);
+      if (child === undefined) {
+        const label = byReason.size < disconnectReasonLabelsMax ? reason : otherLabel;
+        child = byReason.get(label) ?? disconnects.labels(protocol, label);
+        byReason.set(label, child);
+      }
+      child.inc();
+    },
+
+    async text(): Promise<string> {
+      return (await registry.metrics()) + '\n' + renderRequestFamilies(series);
+    },
+  };
+}
+
+function newSeries(command: string): CommandSeries {
+  return {
+    command,
+    requests: 0,
+    durationSumSeconds: 0,
+    bucketCounts: new Float64Array(durationBucketsSeconds.length + 1),
+    errors: new Map(),
+  };
+}
+
+/** Unique series of each protocol (the cache may map several names to one `other` series). */
+function uniqueSeries(byCommand: Map<string, CommandSeries>): CommandSeries[] {
+  return [...new Set(byCommand.values())];
+}
+
+/** Renders the request families in Prometheus text format 0.0.4. */
+function renderRequestFamilies(series: Map<Protocol, Map<string, CommandSeries>>): string {
+  const requests = ['# HELP ragkv_requests_total Requests handled, failed ones included.', '# TYPE ragkv_requests_total counter'];
+  const errors = ['# HELP ragkv_errors_total Requests that failed, by error code.', '# TYPE ragkv_errors_total counter'];
+  const durations = [
+    '# HELP ragkv_request_duration_seconds Time from a parsed request to its reply.',
+    '# TYPE ragkv_request_duration_seconds histogram',
+  ];
+  for (const [protocol, byCommand] of series) {
+    for (const entry of uniqueSeries(byCommand)) {
+      const labels = `protocol="${escapeLabel(protocol)}",command="${escapeLabel(entry.command)}"`;
+      requests.push(`ragkv_requests_total{${labels}} ${entry.requests}`);
+      for (const [code, count] of entry.errors) {
+        errors.push(`ragkv_errors_total{${labels},code="${escapeLabel(code)}"} ${count}`);
+      }
+      let cumulative = 0;
+      durationBucketsSeconds.forEach((bound, i) => {
+        cumulative += entry.bucketCounts[i];
+        durations.push(`ragkv_request_duration_seconds_bucket{${labels},le="${bound}"} ${cumulative}`);
+      });
+      durations.push(`ragkv_request_duration_seconds_bucket{${labels},le="+Inf"} ${entry.requests}`);
+      durations.push(`ragkv_request_duration_seconds_sum{${labels}} ${entry.durationSumSeconds}`);
+      durations.push(`ragkv_request_duration_seconds_count{${labels}} ${entry.requests}`);
+    }
+  }
+  return [requests, durations, errors].map((lines) => lines.join('\n')).join('\n\n') + '\n';
+}
+
+/** Escapes a label value as the text format requires: backslash, double quote, newline. */
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
