@@ -1,0 +1,710 @@
+/**
+ * The RESP command table: name lookup without allocating, arity, and one handler per command.
+ * Replies and error texts follow Redis 7. A handler either writes its reply synchronously
+ * (reads) or hands a promise to `c.defer` (writes); errors go through `c.fail`, which keeps
+ * them in command order behind writes still in flight.
+ */
+import type { ExpireCondition, KvPair, SetOptions, SetResult } from '../../coordinator/api.js';
+import type { Connection } from './connection.js';
+import { databaseCount, redisVersion } from './databases.js';
+import { infoText } from './info.js';
+import { argInteger } from './protocol.js';
+import { replies, type ReplyWriter } from './reply.js';
+
+export interface CommandSpec {
+  /** Lower-case name: used in error texts, metrics and COMMAND. */
+  readonly name: string;
+  /** Redis arity: n means exactly n arguments (name included), -n at least n. */
+  readonly arity: number;
+  /**
+   * True for writes that may start while earlier writes of the connection are in flight;
+   * such a handler replies only through `defer` or `fail`. Every other command waits until
+   * the connection has no write in flight, so reads see the connection's own writes.
+   */
+  readonly concurrent: boolean;
+  readonly flags: readonly string[];
+  readonly firstKey: number;
+  readonly lastKey: number;
+  readonly keyStep: number;
+  readonly run: (c: Connection, args: Buffer[]) => void;
+}
+
+export const errors = Object.freeze({
+  notInteger: 'ERR value is not an integer or out of range',
+  syntax: 'ERR syntax error',
+  invalidCursor: 'ERR invalid cursor',
+  dbIndex: 'ERR DB index is out of range',
+  clientName: 'ERR Client names cannot contain spaces, newlines or special characters.',
+});
+
+/** `ERR wrong number of arguments for 'get' command` */
+export function arityError(name: string): string {
+  return `ERR wrong number of arguments for '${name}' command`;
+}
+
+/** Redis' unknown-command error, with up to 128 bytes of the arguments. */
+export function unknownCommandError(args: Buffer[]): string {
+  let list = '';
+  for (let i = 1; i < args.length && list.length < 128; i++) {
+    list += `'${args[i]!.toString('latin1').slice(0, 128 - list.length)}' `;
+  }
+  return `ERR unknown command '${args[0]!.toString('latin1').slice(0, 128)}', with args beginning with: ${list}`;
+}
+
+function unknownSubcommand(sub: Buffer, command: string): string {
+  return `ERR unknown subcommand '${sub.toString('latin1').slice(0, 128)}'. Try ${command.toUpperCase()} HELP.`;
+}
+
+/** True when `arg` equals the lower-case ASCII `lower`, ignoring ASCII case. */
+export function eqi(arg: Buffer, lower: string): boolean {
+  const n = arg.length;
+  if (n !== lower.length) return false;
+  for (let i = 0; i < n; i++) {
+    let b = arg[i]!;
+    if (b >= 65 && b <= 90) b += 32;
+    if (b !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- reply encoders (no closures)
+
+function encodeOk(w: ReplyWriter): void {
+  w.raw(replies.ok);
+}
+function encodeInteger(w: ReplyWriter, n: number): void {
+  w.integer(n);
+}
+function encodeBoolean(w: ReplyWriter, b: boolean): void {
+  w.raw(b ? replies.one : replies.zero);
+}
+function encodeSet(w: ReplyWriter, r: SetResult): void {
+  if (r.old !== undefined) w.bulk(r.old);
+  else if (r.written) w.raw(replies.ok);
+  else w.nil();
+}
+
+// ---------------------------------------------------------------- strings
+
+function get(c: Connection, args: Buffer[]): void {
+  c.w.bulk(c.kv.get(c.ns, args[1]!));
+}
+
+function set(c: Connection, args: Buffer[]): void {
+  const options: SetOptions = {};
+  let expiry = '';
+  let expiryArg: Buffer | undefined;
+  for (let i = 3; i < args.length; i++) {
+    const a = args[i]!;
+    if (eqi(a, 'nx') && options.condition !== 'XX') options.condition = 'NX';
+    else if (eqi(a, 'xx') && options.condition !== 'NX') options.condition = 'XX';
+    else if (eqi(a, 'get')) options.returnOld = true;
+    else if (eqi(a, 'keepttl') && expiry === '') {
+      options.keepTtl = true;
+      expiry = 'keepttl';
+    } else if ((eqi(a, 'ex') || eqi(a, 'px') || eqi(a, 'exat') || eqi(a, 'pxat')) && expiry === '' && i + 1 < args.length) {
+      expiry = a.toString('latin1').toLowerCase();
+      expiryArg = args[++i];
+    } else {
+      c.fail(errors.syntax);
+      return;
+    }
+  }
+  if (expiryArg !== undefined) {
+    const n = argInteger(expiryArg);
+    if (n === null) {
+      c.fail(errors.notInteger);
+      return;
+    }
+    const ms = expiry === 'ex' || expiry === 'exat' ? n * 1000 : n;
+    if (n <= 0 || ms > Number.MAX_SAFE_INTEGER) {
+      c.fail("ERR invalid expire time in 'set' command");
+      return;
+    }
+    if (expiry === 'ex' || expiry === 'px') options.ttlMs = ms;
+    else options.expireAtMs = ms;
+  }
+  c.defer(c.kv.set(c.ns, args[1]!, args[2]!, options), encodeSet);
+}
+
+function del(c: Connection, args: Buffer[]): void {
+  c.defer(c.kv.del(c.ns, args.slice(1)), encodeInteger);
+}
+
+function exists(c: Connection, args: Buffer[]): void {
+  let n = 0;
+  for (let i = 1; i < args.length; i++) if (c.kv.exists(c.ns, args[i]!)) n++;
+  c.w.integer(n);
+}
+
+function mget(c: Connection, args: Buffer[]): void {
+  c.w.bulkArray(c.kv.getMany(c.ns, args.slice(1)));
+}
+
+function mset(c: Connection, args: Buffer[]): void {
+  if (args.length % 2 === 0) {
+    c.fail(arityError('mset'));
+    return;
+  }
+  c.defer(c.kv.setMany(c.ns, toPairs(args, 1)), encodeOk);
+}
+
+function toPairs(args: Buffer[], from: number): KvPair[] {
+  const pairs: KvPair[] = [];
+  for (let i = from; i + 1 < args.length; i += 2) pairs.push({ key: args[i]!, value: args[i + 1]! });
+  return pairs;
+}
+
+function append(c: Connection, args: Buffer[]): void {
+  c.defer(c.kv.append(c.ns, args[1]!, args[2]!), encodeInteger);
+}
+
+function getrange(c: Connection, args: Buffer[]): void {
+  const start = argInteger(args[2]!);
+  const end = argInteger(args[3]!);
+  if (start === null || end === null) {
+    c.fail(errors.notInteger);
+    return;
+  }
+  c.w.bulk(c.kv.getRange(c.ns, args[1]!, start, end));
+}
+
+function strlen(c: Connection, args: Buffer[]): void {
+  c.w.integer(c.kv.strlen(c.ns, args[1]!));
+}
+
+function type(c: Connection, args: Buffer[]): void {
+  const key = args[1]!;
+  if (c.kv.hlen(c.ns, key) > 0) c.w.simple('hash');
+  else c.w.simple(c.kv.exists(c.ns, key) ? 'string' : 'none');
+}
+
+// ---------------------------------------------------------------- expiry
+
+type ExpireUnit = 'expire' | 'pexpire' | 'expireat' | 'pexpireat';
+
+function expireGeneric(c: Connection, args: Buffer[], unit: ExpireUnit): void {
+  let condition: ExpireCondition | undefined;
+  let nx = false;
+  let xx = false;
+  let gt = false;
+  let lt = false;
+  for (let i = 3; i < args.length; i++) {
+    const a = args[i]!;
+    if (eqi(a, 'nx')) nx = true;
+    else if (eqi(a, 'xx')) xx = true;
+    else if (eqi(a, 'gt')) gt = true;
+    else if (eqi(a, 'lt')) lt = true;
+    else {
+      c.fail(`ERR Unsupported option ${a.toString('latin1')}`);
+      return;
+    }
+  }
+  if (nx && (xx || gt || lt)) {
+    c.fail('ERR NX and XX, GT or LT options at the same time are not compatible');
+    return;
+  }
+  if (gt && lt) {
+    c.fail('ERR GT and LT options at the same time are not compatible');
+    return;
+  }
+  if (nx) condition = 'NX';
+  else if (xx) condition = 'XX';
+  if (gt) condition = 'GT';
+  else if (lt) condition = 'LT';
+  // XX combined with GT/LT: GT/LT only apply to keys with an expiry, which implies XX.
+  const n = argInteger(args[2]!);
+  if (n === null) {
+    c.fail(errors.notInteger);
+    return;
+  }
+  const ms = unit === 'expire' || unit === 'expireat' ? n * 1000 : n;
+  const atMs = unit === 'expire' || unit === 'pexpire' ? ms + Date.now() : ms;
+  if (!Number.isSafeInteger(atMs) || Math.abs(ms) > Number.MAX_SAFE_INTEGER) {
+    c.fail(`ERR invalid expire time in '${unit}' command`);
+    return;
+  }
+  c.defer(c.kv.expireAt(c.ns, args[1]!, atMs, condition), encodeBoolean);
+}
+
+function ttl(c: Connection, args: Buffer[]): void {
+  const ms = c.kv.ttlMs(c.ns, args[1]!);
+  c.w.integer(ms < 0 ? ms : Math.floor((ms + 500) / 1000));
+}
+
+function pttl(c: Connection, args: Buffer[]): void {
+  c.w.integer(c.kv.ttlMs(c.ns, args[1]!));
+}
+
+function persist(c: Connection, args: Buffer[]): void {
+  // KvApi answers false when there was no expiry to remove: Redis' 0.
+  c.defer(c.kv.expireAt(c.ns, args[1]!, null), encodeBoolean);
+}
+
+// ---------------------------------------------------------------- hashes
+
+function hsetGeneric(c: Connection, args: Buffer[], name: string): void {
+  if (args.length % 2 !== 0) {
+    c.fail(arityError(name));
+    return;
+  }
+  const p = c.kv.hset(c.ns, args[1]!, toPairs(args, 2));
+  if (name === 'hset') c.defer(p, encodeInteger);
+  else c.defer(p, encodeOk);
+}
+
+function hget(c: Connection, args: Buffer[]): void {
+  c.w.bulk(c.kv.hget(c.ns, args[1]!, args[2]!));
+}
+
+function hmget(c: Connection, args: Buffer[]): void {
+  c.w.bulkArray(c.kv.hmget(c.ns, args[1]!, args.slice(2)));
+}
+
+function hgetall(c: Connection, args: Buffer[]): void {
+  const pairs = c.kv.hgetall(c.ns, args[1]!);
+  c.w.mapHeader(pairs.length);
+  for (const p of pairs) {
+    c.w.bulk(p.key);
+    c.w.bulk(p.value);
+  }
+}
+
+function hdel(c: Connection, args: Buffer[]): void {
+  c.defer(c.kv.hdel(c.ns, args[1]!, args.slice(2)), encodeInteger);
+}
+
+function hlen(c: Connection, args: Buffer[]): void {
+  c.w.integer(c.kv.hlen(c.ns, args[1]!));
+}
+
+function hexists(c: Connection, args: Buffer[]): void {
+  c.w.raw(c.kv.hexists(c.ns, args[1]!, args[2]!) ? replies.one : replies.zero);
+}
+
+// ---------------------------------------------------------------- keyspace
+
+function scan(c: Connection, args: Buffer[]): void {
+  const cursor = c.server.cursors.load(c.ns, args[1]!);
+  if (cursor === undefined) {
+    c.fail(errors.invalidCursor);
+    return;
+  }
+  let count = 10;
+  let match: Buffer | undefined;
+  let typeFilter: Buffer | undefined;
+  for (let i = 2; i < args.length; i++) {
+    const a = args[i]!;
+    if (i + 1 >= args.length) {
+      c.fail(errors.syntax);
+      return;
+    }
+    if (eqi(a, 'count')) {
+      const n = argInteger(args[++i]!);
+      if (n === null) {
+        c.fail(errors.notInteger);
+        return;
+      }
+      if (n < 1) {
+        c.fail(errors.syntax);
+        return;
+      }
+      count = n;
+    } else if (eqi(a, 'match')) {
+      match = args[++i]!;
+    } else if (eqi(a, 'type')) {
+      typeFilter = args[++i]!;
+    } else {
+      c.fail(errors.syntax);
+      return;
+    }
+  }
+  const page = c.kv.scan(c.ns, {
+    cursor,
+    count: Math.min(count, c.limits.scanLimitMax),
+    ...(match !== undefined && !(match.length === 1 && match[0] === 42) ? { match } : {}),
+  });
+  let keys = page.keys;
+  if (typeFilter !== undefined) {
+    const wantHash = eqi(typeFilter, 'hash');
+    const wantString = eqi(typeFilter, 'string');
+    keys = keys.filter((k) => {
+      const isHash = c.kv.hlen(c.ns, k) > 0;
+      return isHash ? wantHash : wantString;
+    });
+  }
+  c.w.arrayHeader(2);
+  c.w.bulkString(page.next === null ? '0' : c.server.cursors.save(c.ns, page.next));
+  c.w.bulkArray(keys);
+}
+
+function dbsize(c: Connection): void {
+  c.w.integer(c.kv.dbsize(c.ns));
+}
+
+// ---------------------------------------------------------------- connection
+
+function ping(c: Connection, args: Buffer[]): void {
+  if (args.length > 2) c.fail(arityError('ping'));
+  else if (args.length === 2) c.w.bulk(args[1]!);
+  else c.w.raw(replies.pong);
+}
+
+function echo(c: Connection, args: Buffer[]): void {
+  c.w.bulk(args[1]!);
+}
+
+function select(c: Connection, args: Buffer[]): void {
+  const n = argInteger(args[1]!);
+  if (n === null) c.fail(errors.notInteger);
+  else if (n < 0 || n >= databaseCount) c.fail(errors.dbIndex);
+  else {
+    c.select(n);
+    c.w.raw(replies.ok);
+  }
+}
+
+
+function quit(c: Connection): void {
+  c.w.raw(replies.ok);
+  c.quit();
+}
+
+function reset(c: Connection): void {
+  c.reset();
+  c.w.raw(replies.reset);
+}
+
+function hello(c: Connection, args: Buffer[]): void {
+  let proto = c.w.resp3 ? 3 : 2;
+  let name: Buffer | undefined;
+  if (args.length >= 2) {
+    const v = argInteger(args[1]!);
+    if (v === null) {
+      c.fail('ERR Protocol version is not an integer or out of range');
+      return;
+    }
+    if (v !== 2 && v !== 3) {
+      c.fail('NOPROTO unsupported protocol version');
+      return;
+    }
+    proto = v;
+    for (let i = 2; i < args.length; i++) {
+      const a = args[i]!;
+      const more = args.length - i - 1;
+      // No authentication in ragkv: credentials are accepted and ignored, like a nopass user.
+      if (eqi(a, 'auth') && more >= 2) i += 2;
+      else if (eqi(a, 'setname') && more >= 1) name = args[++i]!;
+      else {
+        c.fail(`ERR Syntax error in HELLO option '${a.toString('latin1')}'`);
+        return;
+      }
+    }
+  }
+  if (name !== undefined && !validClientName(name)) {
+    c.fail(errors.clientName);
+    return;
+  }
+  if (name !== undefined) c.name = name.length === 0 ? null : name.toString('latin1');
+  c.w.resp3 = proto === 3;
+  const w = c.w;
+  w.mapHeader(7);
+  w.bulkString('server');
+  w.bulkString('redis');
+  w.bulkString('version');
+  w.bulkString(redisVersion);
+  w.bulkString('proto');
+  w.integer(proto);
+  w.bulkString('id');
+  w.integer(c.id);
+  w.bulkString('mode');
+  w.bulkString('standalone');
+  w.bulkString('role');
+  w.bulkString('master');
+  w.bulkString('modules');
+  w.arrayHeader(0);
+}
+
+
+function validClientName(name: Buffer): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i]!;
+    if (b < 33 || b > 126) return false;
+  }
+  return true;
+}
+
+function client(c: Connection, args: Buffer[]): void {
+  const sub = args[1]!;
+  const n = args.length;
+  if (eqi(sub, 'setname')) {
+    if (n !== 3) return c.fail(arityError('client|setname'));
+    if (!validClientName(args[2]!)) return c.fail(errors.clientName);
+    c.name = args[2]!.length === 0 ? null : args[2]!.toString('latin1');
+    c.w.raw(replies.ok);
+  } else if (eqi(sub, 'getname')) {
+    if (n !== 2) return c.fail(arityError('client|getname'));
+    if (c.name === null) c.w.nil();
+    else c.w.bulkString(c.name);
+  } else if (eqi(sub, 'id')) {
+    if (n !== 2) return c.fail(arityError('client|id'));
+    c.w.integer(c.id);
+  } else if (eqi(sub, 'info')) {
+    if (n !== 2) return c.fail(arityError('client|info'));
+    c.w.verbatim(c.clientInfoLine());
+  } else if (eqi(sub, 'list')) {
+    let text = '';
+    for (const other of c.server.clients) text += other.clientInfoLine();
+    c.w.verbatim(text);
+  } else if (eqi(sub, 'setinfo')) {
+    if (n !== 4) return c.fail(arityError('client|setinfo'));
+    if (!eqi(args[2]!, 'lib-name') && !eqi(args[2]!, 'lib-ver')) {
+      return c.fail(`ERR Unrecognized option '${args[2]!.toString('latin1')}'`);
+    }
+    c.w.raw(replies.ok);
+  } else {
+    c.fail(unknownSubcommand(sub, 'client'));
+  }
+}
+
+function command(c: Connection, args: Buffer[]): void {
+  const w = c.w;
+  if (args.length === 1) {
+    w.arrayHeader(commandTable.length);
+    for (const spec of commandTable) writeCommandInfo(w, spec);
+    return;
+  }
+  const sub = args[1]!;
+  if (eqi(sub, 'count')) {
+    w.integer(commandTable.length);
+  } else if (eqi(sub, 'docs')) {
+    // Enough for redis-cli's hints loader: no docs.
+    w.raw(w.resp3 ? replies.emptyMap3 : replies.emptyArray);
+  } else if (eqi(sub, 'info')) {
+    w.arrayHeader(args.length - 2);
+    for (let i = 2; i < args.length; i++) {
+      const spec = lookupCommand(args[i]!);
+      if (spec === undefined) w.nilArray();
+      else writeCommandInfo(w, spec);
+    }
+  } else if (eqi(sub, 'list')) {
+    w.arrayHeader(commandTable.length);
+    for (const spec of commandTable) w.bulkString(spec.name);
+  } else {
+    c.fail(unknownSubcommand(sub, 'command'));
+  }
+}
+
+function writeCommandInfo(w: ReplyWriter, spec: CommandSpec): void {
+  w.arrayHeader(10);
+  w.bulkString(spec.name);
+  w.integer(spec.arity);
+  w.setHeader(spec.flags.length);
+  for (const f of spec.flags) w.simple(f);
+  w.integer(spec.firstKey);
+  w.integer(spec.lastKey);
+  w.integer(spec.keyStep);
+  w.setHeader(0); // ACL categories
+  w.setHeader(0); // tips
+  w.arrayHeader(0); // key specs
+  w.arrayHeader(0); // subcommands
+}
+
+function config(c: Connection, args: Buffer[]): void {
+  const sub = args[1]!;
+  if (eqi(sub, 'get')) {
+    if (args.length < 3) return c.fail(arityError('config|get'));
+    const values = configValues(c);
+    const found: [string, string][] = [];
+    for (const [name, value] of values) {
+      for (let i = 2; i < args.length; i++) {
+        if (globMatch(args[i]!.toString('latin1').toLowerCase(), name)) {
+          found.push([name, value]);
+          break;
+        }
+      }
+    }
+    c.w.mapHeader(found.length);
+    for (const [name, value] of found) {
+      c.w.bulkString(name);
+      c.w.bulkString(value);
+    }
+  } else if (eqi(sub, 'resetstat')) {
+    c.w.raw(replies.ok);
+  } else if (eqi(sub, 'set')) {
+    c.fail('ERR CONFIG SET is not supported by ragkv: set limits in the config file, by flag or RAGKV_* variable');
+  } else {
+    c.fail(unknownSubcommand(sub, 'config'));
+  }
+}
+
+function configValues(c: Connection): [string, string][] {
+  const l = c.limits;
+  return [
+    ['save', ''],
+    ['appendonly', 'no'],
+    ['databases', String(databaseCount)],
+    ['maxclients', String(l.connectionsMax)],
+    ['maxmemory', '0'],
+    ['proto-max-bulk-len', String(l.respBulkBytesMax)],
+    ['client-query-buffer-limit', String(l.queryBufferBytesMax)],
+    ['timeout', '0'],
+  ];
+}
+
+/** Redis glob match (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes) of a whole string. */
+export function globMatch(pattern: string, s: string): boolean {
+  let p = 0;
+  let i = 0;
+  let starP = -1;
+  let starI = 0;
+  while (i < s.length) {
+    if (p < pattern.length) {
+      const pc = pattern[p]!;
+      if (pc === '*') {
+        starP = p++;
+        starI = i;
+        continue;
+      }
+      if (pc === '?') {
+        p++;
+        i++;
+        continue;
+      }
+      if (pc === '[') {
+        let q = p + 1;
+        const negate = pattern[q] === '^';
+        if (negate) q++;
+        let matched = false;
+        while (q < pattern.length && pattern[q] !== ']') {
+          if (pattern[q] === '\\' && q + 1 < pattern.length) {
+            if (pattern[q + 1] === s[i]) matched = true;
+            q += 2;
+          } else if (pattern[q + 1] === '-' && q + 2 < pattern.length && pattern[q + 2] !== ']') {
+            if (s[i]! >= pattern[q]! && s[i]! <= pattern[q + 2]!) matched = true;
+            q += 3;
+          } else {
+            if (pattern[q] === s[i]) matched = true;
+            q++;
+          }
+        }
+        if (matched !== negate) {
+          p = q + 1;
+          i++;
+          continue;
+        }
+      } else {
+        const lit = pc === '\\' && p + 1 < pattern.length ? pattern[p + 1]! : pc;
+        if (lit === s[i]) {
+          p += pc === '\\' ? 2 : 1;
+          i++;
+          continue;
+        }
+      }
+    }
+    if (starP < 0) return false;
+    p = starP + 1;
+    i = ++starI;
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
+}
+
+function info(c: Connection, args: Buffer[]): void {
+  const sections: string[] = [];
+  for (let i = 1; i < args.length; i++) sections.push(args[i]!.toString('latin1').toLowerCase());
+  c.w.verbatim(infoText(c, sections));
+}
+
+// ---------------------------------------------------------------- table
+
+interface Def {
+  arity: number;
+  concurrent?: boolean;
+  flags: string[];
+  keys?: [number, number, number];
+  run: (c: Connection, args: Buffer[]) => void;
+}
+
+const r = ['readonly', 'fast'];
+const wr = ['write', 'denyoom'];
+const k1: [number, number, number] = [1, 1, 1];
+const kAll: [number, number, number] = [1, -1, 1];
+
+const defs: Record<string, Def> = {
+  get: { arity: 2, flags: r, keys: k1, run: get },
+  set: { arity: -3, concurrent: true, flags: wr, keys: k1, run: set },
+  del: { arity: -2, concurrent: true, flags: ['write'], keys: kAll, run: del },
+  unlink: { arity: -2, concurrent: true, flags: ['write', 'fast'], keys: kAll, run: del },
+  exists: { arity: -2, flags: r, keys: kAll, run: exists },
+  mget: { arity: -2, flags: r, keys: kAll, run: mget },
+  mset: { arity: -3, concurrent: true, flags: wr, keys: [1, -1, 2], run: mset },
+  append: { arity: 3, concurrent: true, flags: wr, keys: k1, run: append },
+  getrange: { arity: 4, flags: ['readonly'], keys: k1, run: getrange },
+  strlen: { arity: 2, flags: r, keys: k1, run: strlen },
+  type: { arity: 2, flags: r, keys: k1, run: type },
+  expire: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'expire') },
+  pexpire: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'pexpire') },
+  expireat: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'expireat') },
+  pexpireat: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'pexpireat') },
+  ttl: { arity: 2, flags: r, keys: k1, run: ttl },
+  pttl: { arity: 2, flags: r, keys: k1, run: pttl },
+  persist: { arity: 2, concurrent: true, flags: ['write', 'fast'], keys: k1, run: persist },
+  hset: { arity: -4, concurrent: true, flags: wr, keys: k1, run: (c, a) => hsetGeneric(c, a, 'hset') },
+  hmset: { arity: -4, concurrent: true, flags: wr, keys: k1, run: (c, a) => hsetGeneric(c, a, 'hmset') },
+  hget: { arity: 3, flags: r, keys: k1, run: hget },
+  hmget: { arity: -3, flags: r, keys: k1, run: hmget },
+  hgetall: { arity: 2, flags: ['readonly'], keys: k1, run: hgetall },
+  hdel: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: hdel },
+  hlen: { arity: 2, flags: r, keys: k1, run: hlen },
+  hexists: { arity: 3, flags: r, keys: k1, run: hexists },
+  scan: { arity: -2, flags: ['readonly'], run: scan },
+  dbsize: { arity: 1, flags: r, run: dbsize },
+  ping: { arity: -1, flags: ['fast'], run: ping },
+  echo: { arity: 2, flags: ['fast'], run: echo },
+  info: { arity: -1, flags: ['loading', 'stale'], run: info },
+  hello: { arity: -1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: hello },
+  client: { arity: -2, flags: ['noscript', 'loading', 'stale'], run: client },
+  command: { arity: -1, flags: ['loading', 'stale'], run: command },
+  select: { arity: 2, flags: ['loading', 'stale', 'fast'], run: select },
+  config: { arity: -2, flags: ['admin', 'noscript', 'loading', 'stale'], run: config },
+  quit: { arity: -1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: quit },
+  reset: { arity: 1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: reset },
+};
+
+/** Every command, in table order. */
+export const commandTable: readonly CommandSpec[] = Object.entries(defs).map(([name, d]) => ({
+  name,
+  arity: d.arity,
+  concurrent: d.concurrent === true,
+  flags: d.flags,
+  firstKey: d.keys?.[0] ?? 0,
+  lastKey: d.keys?.[1] ?? 0,
+  keyStep: d.keys?.[2] ?? 0,
+  run: d.run,
+}));
+
+// FNV-1a over the lower-cased name bytes: a command name is looked up without a string.
+function hashName(bytes: Buffer): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) {
+    let b = bytes[i]!;
+    if (b >= 65 && b <= 90) b += 32;
+    h = Math.imul(h ^ b, 16777619);
+  }
+  return h >>> 0;
+}
+
+const byHash = new Map<number, CommandSpec>();
+for (const spec of commandTable) {
+  const h = hashName(Buffer.from(spec.name));
+  if (byHash.has(h)) throw new Error(`command name hash collision: ${spec.name}`);
+  byHash.set(h, spec);
+}
+
+/** The command named by `name` (any ASCII case), or undefined. Allocates nothing. */
+export function lookupCommand(name: Buffer): CommandSpec | undefined {
+  if (name.length > 16) return undefined;
+  const spec = byHash.get(hashName(name));
+  return spec !== undefined && eqi(name, spec.name) ? spec : undefined;
+}

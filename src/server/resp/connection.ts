@@ -1,0 +1,378 @@
+/**
+ * One RESP client connection: reads, parses, runs commands and writes replies in order.
+ *
+ * - All replies produced from one read go out in ONE `socket.write`.
+ * - Reads run synchronously and write straight into the batch's output buffer (no promise
+ *   per command). Writes return promises; each takes a slot in an ordered queue, and its
+ *   reply is encoded when every earlier reply has been.
+ * - A command that is not a concurrent write waits (the parser keeps the rest of the input)
+ *   until no write of the connection is in flight: replies stay in order and a read sees the
+ *   connection's own earlier writes.
+ * - Backpressure: when `socket.write()` returns false, reading stops until `drain`; reading
+ *   also stops while `pipelineInFlightMax` writes are in flight. A batch whose output would
+ *   take the unsent bytes over `outputBufferBytesMax` disconnects the client.
+ */
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { KvError } from '../../common/errors.js';
+import type { Limits } from '../../common/limits.js';
+import type { KvApi } from '../../coordinator/api.js';
+import { type CommandSpec, arityError, lookupCommand, unknownCommandError } from './commands.js';
+import type { ClientView, ServerContext } from './context.js';
+import { namespaceOfDb } from './databases.js';
+import { RespParser, RespProtocolError } from './protocol.js';
+import { ReplyWriter } from './reply.js';
+
+/** Encodes a write's result; module-level functions, so no closure per command. */
+export type Encoder<T> = (w: ReplyWriter, value: T) => void;
+
+/** One reply in the ordered queue: a write in flight, its result, or a queued error. */
+interface Slot {
+  done: boolean;
+  value: unknown;
+  encode: Encoder<unknown> | null;
+  /** Error line to send instead of a value. */
+  error: string | null;
+  /** Protocol of the connection when the command ran (HELLO may switch it later). */
+  resp3: boolean;
+}
+
+/** Maps an engine error to a RESP error line, Redis-style prefix first. */
+export function errorLine(e: KvError): string {
+  switch (e.code) {
+    case 'OVERLOADED':
+    case 'UNAVAILABLE':
+    case 'QUORUM_NOT_MET':
+      return `TRYAGAIN ${e.message}`;
+    case 'WRONG_TYPE':
+      return `WRONGTYPE ${e.message}`;
+    default:
+      return `ERR ${e.message}`;
+  }
+}
+
+export class Connection implements ClientView {
+  readonly id: number;
+  readonly server: ServerContext;
+  readonly kv: KvApi;
+  readonly limits: Limits;
+  /** The output of the current batch; handlers write replies here. */
+  readonly w = new ReplyWriter();
+  ns = 'default';
+  db = 0;
+  name: string | null = null;
+
+  private readonly socket: Socket;
+  private readonly parser: RespParser;
+  private readonly createdMs = Date.now();
+  private lastCommandMs = Date.now();
+  private lastCommandName = 'NULL';
+  private readonly slots: Slot[] = [];
+  private slotHead = 0;
+  /** A parsed command waiting for in-flight writes to finish. */
+  private held: Buffer[] | null = null;
+  private processing = false;
+  private waitingDrain = false;
+  private readingPaused = false;
+  private flushScheduled = false;
+  /** No more commands run (QUIT, protocol error); the socket ends once replies are out. */
+  private closing = false;
+  /** The client ended its side; the socket ends once every reply is out. */
+  private inputEnded = false;
+  private closed = false;
+  /** Set during a command by `fail` or `defer`, read by the metrics call after it. */
+  private commandError: string | undefined = undefined;
+  private commandDeferred = false;
+
+  constructor(id: number, socket: Socket, server: ServerContext) {
+    this.id = id;
+    this.socket = socket;
+    this.server = server;
+    this.kv = server.kv;
+    this.limits = server.limits;
+    this.parser = new RespParser(server.limits);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('end', () => this.onEnd());
+  }
+
+  /** Writes in flight or done but not yet encoded. */
+  private get slotCount(): number {
+    return this.slots.length - this.slotHead;
+  }
+
+  // ------------------------------------------------------------------ handler API
+
+  /** Replies an error in command order (queued behind writes still in flight). */
+  fail(line: string, code = 'ERR'): void {
+    this.commandError = code;
+    if (this.slotCount === 0) this.w.error(line);
+    else this.slots.push({ done: true, value: undefined, encode: null, error: line, resp3: this.w.resp3 });
+  }
+
+  /** Replies the result of `promise` (encoded by `encode`) once earlier replies are out. */
+  defer<T>(promise: Promise<T>, encode: Encoder<T>): void {
+    const slot: Slot = { done: false, value: undefined, encode: encode as Encoder<unknown>, error: null, resp3: this.w.resp3 };
+    this.slots.push(slot);
+    this.commandDeferred = true;
+    const name = this.lastCommandName;
+    const startMs = performance.now();
+    promise.then(
+      (value) => {
+        slot.done = true;
+        slot.value = value;
+        this.server.metrics.observe('resp', name, (performance.now() - startMs) / 1000);
+        this.scheduleFlush();
+      },
+      (e: unknown) => {
+        slot.done = true;
+        slot.error = this.errorOf(e);
+        this.server.metrics.observe('resp', name, (performance.now() - startMs) / 1000, codeOf(e));
+        this.scheduleFlush();
+      },
+    );
+  }
+
+  /** SELECT */
+  select(db: number): void {
+    this.db = db;
+    this.ns = namespaceOfDb(db);
+  }
+
+  /** QUIT: the reply already written is the last one. */
+  quit(): void {
+    this.closing = true;
+  }
+
+  /** RESET: back to RESP2, database 0, no name. */
+  reset(): void {
+    this.w.resp3 = false;
+    this.select(0);
+    this.name = null;
+  }
+
+  /** One line of CLIENT LIST / CLIENT INFO. */
+  clientInfoLine(): string {
+    const now = Date.now();
+    const s = this.socket;
+    return (
+      `id=${this.id} addr=${s.remoteAddress}:${s.remotePort} laddr=${s.localAddress}:${s.localPort} ` +
+      `name=${this.name ?? ''} age=${Math.floor((now - this.createdMs) / 1000)} ` +
+      `idle=${Math.floor((now - this.lastCommandMs) / 1000)} flags=N db=${this.db} ` +
+      `qbuf=${this.parser.bufferedBytes} obl=${this.w.length} omem=${s.writableLength} ` +
+      `cmd=${this.lastCommandName} user=default resp=${this.w.resp3 ? 3 : 2}\n`
+    );
+  }
+
+  // ------------------------------------------------------------------ socket events
+
+  private onData(chunk: Buffer): void {
+    if (this.closing || this.closed) return;
+    this.parser.feed(chunk);
+    this.process();
+  }
+
+  private onDrain(): void {
+    this.waitingDrain = false;
+    this.process();
+  }
+
+  private onEnd(): void {
+    this.inputEnded = true;
+    this.process();
+  }
+
+  /** Closes the connection at once (server shutdown). */
+  destroy(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  /** Called by the server when the socket has closed. */
+  onClose(): void {
+    this.closed = true;
+    this.held = null;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    // After the current microtasks: writes committed together leave in one socket write.
+    process.nextTick(flushTick, this);
+  }
+
+  /** @internal the nextTick callback of scheduleFlush. */
+  flushTick(): void {
+    this.flushScheduled = false;
+    this.process();
+  }
+
+  // ------------------------------------------------------------------ the loop
+
+  /** Runs every command it may, then writes the batch's replies in one write. */
+  private process(): void {
+    if (this.processing || this.closed) return;
+    this.processing = true;
+    const server = this.server;
+    const metrics = server.metrics;
+    const inFlightMax = this.limits.pipelineInFlightMax;
+    // Room left for this batch's output: checked per command, so one read cannot
+    // build an unbounded reply.
+    const outputRoom = this.limits.outputBufferBytesMax - this.socket.writableLength;
+    let t = performance.now();
+    this.lastCommandMs = Date.now();
+    try {
+      // Writes finished since the last batch go first: they precede every command below.
+      this.drainSlots();
+      while (!this.closing && !this.waitingDrain) {
+        let args = this.held;
+        if (args === null) {
+          try {
+            args = this.parser.next();
+          } catch (e) {
+            if (!(e instanceof RespProtocolError)) throw e;
+            this.protocolError(e);
+            break;
+          }
+          if (args === null) break;
+        }
+        const spec = lookupCommand(args[0]!);
+        const inFlight = this.slotCount;
+        if (inFlight > 0 && (inFlight >= inFlightMax || (spec !== undefined && !spec.concurrent))) {
+          this.held = args;
+          break;
+        }
+        this.held = null;
+        this.run(spec, args);
+        server.stats.commandsProcessed++;
+        if (!this.commandDeferred) {
+          const now = performance.now();
+          metrics.observe('resp', spec === undefined ? 'unknown' : spec.name, (now - t) / 1000, this.commandError);
+          t = now;
+        }
+        if (this.w.length > outputRoom) {
+          this.disconnect('outputBufferBytesMax');
+          return;
+        }
+      }
+      this.drainSlots();
+      this.flush();
+    } finally {
+      this.processing = false;
+    }
+    this.updateReading();
+  }
+
+  private run(spec: CommandSpec | undefined, args: Buffer[]): void {
+    this.commandError = undefined;
+    this.commandDeferred = false;
+    if (spec === undefined) {
+      this.lastCommandName = 'unknown';
+      this.fail(unknownCommandError(args));
+      return;
+    }
+    this.lastCommandName = spec.name;
+    const n = args.length;
+    if (spec.arity > 0 ? n !== spec.arity : n < -spec.arity) {
+      this.fail(arityError(spec.name));
+      return;
+    }
+    try {
+      spec.run(this, args);
+    } catch (e) {
+      this.fail(this.errorOf(e), codeOf(e));
+    }
+  }
+
+  // Turns a thrown value into an error line; programmer errors are logged loudly.
+  private errorOf(e: unknown): string {
+    if (e instanceof KvError) return errorLine(e);
+    this.server.logger.error({ err: e, client: this.id, command: this.lastCommandName }, 'RESP command failed');
+    return `ERR internal error: ${e instanceof Error ? e.message : String(e)}`;
+  }
+
+  // Encodes finished slots at the head of the queue into the output, in order.
+  private drainSlots(): void {
+    const slots = this.slots;
+    const w = this.w;
+    while (this.slotHead < slots.length) {
+      const slot = slots[this.slotHead]!;
+      if (!slot.done) break;
+      this.slotHead++;
+      if (slot.error !== null) {
+        w.error(slot.error);
+      } else {
+        const resp3 = w.resp3;
+        w.resp3 = slot.resp3;
+        slot.encode!(w, slot.value);
+        w.resp3 = resp3;
+      }
+    }
+    if (this.slotHead === slots.length) {
+      slots.length = 0;
+      this.slotHead = 0;
+    }
+  }
+
+  private flush(): void {
+    const socket = this.socket;
+    // Every command has run (none held, none waiting for drain) and every reply is encoded.
+    const done =
+      this.slotCount === 0 && (this.closing || (this.inputEnded && this.held === null && !this.waitingDrain));
+    if (this.w.length > 0) {
+      if (this.w.length + socket.writableLength > this.limits.outputBufferBytesMax) {
+        this.disconnect('outputBufferBytesMax');
+        return;
+      }
+      if (!socket.writable) {
+        this.w.clear();
+        return;
+      }
+      if (!socket.write(this.w.take())) this.waitingDrain = true;
+    }
+    if (done && socket.writable) socket.end();
+  }
+
+  private updateReading(): void {
+    if (this.closed) return;
+    const read =
+      !this.closing && !this.waitingDrain && this.held === null && this.slotCount < this.limits.pipelineInFlightMax;
+    if (read && this.readingPaused) {
+      this.readingPaused = false;
+      this.socket.resume();
+    } else if (!read && !this.readingPaused) {
+      this.readingPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private protocolError(e: RespProtocolError): void {
+    // Replied in order after writes in flight; then the connection closes.
+    this.fail(`ERR ${e.message}`, 'PROTOCOL');
+    this.closing = true;
+    this.held = null;
+    const reason = e.limit ?? 'protocol';
+    this.server.metrics.disconnected('resp', reason);
+    this.server.logger.warn({ client: this.id, reason, message: e.message }, 'closing RESP client after bad input');
+  }
+
+  private disconnect(reason: string): void {
+    this.server.metrics.disconnected('resp', reason);
+    this.server.logger.warn(
+      { client: this.id, reason, pendingBytes: this.w.length + this.socket.writableLength },
+      'disconnecting RESP client',
+    );
+    this.w.clear();
+    this.closing = true;
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
+
+function flushTick(c: Connection): void {
+  c.flushTick();
+}
+
+function codeOf(e: unknown): string {
+  return e instanceof KvError ? e.code : 'INTERNAL';
+}

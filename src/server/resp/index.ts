@@ -1,0 +1,3 @@
+/** The Redis-protocol (RESP2 and RESP3) server of ragkv. */
+export { startRespServer, type RespServer, type RespServerOptions } from './server.js';
+export type { RespLogger } from './context.js';
