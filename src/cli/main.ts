@@ -33,6 +33,7 @@ export function helpText(): string {
 
 Usage:
   ragkv start [options]   run a node until SIGINT or SIGTERM
+  ragkv bench [options]   load-test ragkv, Redis and etcd side by side (ragkv bench --help)
   ragkv help              show this help (also --help, -h, ragkv start --help)
   ragkv --version         print the version
 
@@ -65,6 +66,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'start':
       return start(rest);
+    case 'bench':
+      return (await import('./bench.js')).benchMain(rest);
     case undefined:
       process.stderr.write(`ragkv: missing command\n\n${helpText()}`);
       return 2;

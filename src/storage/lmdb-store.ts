@@ -150,14 +150,27 @@ export class LmdbStore {
 
   // ------------------------------------------------------------------ reads
 
+  /**
+   * The records-table key of (nsId, key) in a buffer reused by every call: for synchronous
+   * lookups only (lmdb-js copies the key before returning), so the read path allocates none.
+   */
+  private scratchKey(nsId: number, key: Buffer): Buffer {
+    const s = this.keyScratch;
+    s.writeUInt32BE(nsId, 0);
+    key.copy(s, 4);
+    return s.subarray(0, 4 + key.length);
+  }
+  private readonly keyScratch = Buffer.allocUnsafe(4 + 4096);
+
   /** The value (base + live appends), or null if absent, expired, or fields-only. */
   getValue(nsId: number, key: Buffer, nowMs: number): Buffer | null {
-    const raw = this.records.get(recordKey(nsId, key));
+    // getBinaryFast returns a buffer lmdb-js reuses: copy the value out exactly once.
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
     if (raw === undefined || !headerHasValue(raw)) return null;
     const at = headerExpireAt(raw);
     if (at > 0 && nowMs > at) return null;
     const inline = headerInline(raw);
-    if (inline) return inline;
+    if (inline) return Buffer.from(inline);
     return this.readSegments(ownerPrefix(nsId, key), headerSize(raw));
   }
 
@@ -192,20 +205,20 @@ export class LmdbStore {
 
   /** True when the key holds a value or fields and has not expired. */
   isLive(nsId: number, key: Buffer, nowMs: number): boolean {
-    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
     return raw !== undefined && headerIsLive(raw, nowMs);
   }
 
   /** Length of the value (0 when absent). */
   valueSize(nsId: number, key: Buffer, nowMs: number): number {
-    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
     if (raw === undefined || !headerIsLive(raw, nowMs)) return 0;
     return headerSize(raw);
   }
 
   /** Expiry of a live key: 0 for none, -1 when the key is absent. */
   expireAt(nsId: number, key: Buffer, nowMs: number): number {
-    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
     if (raw === undefined || !headerIsLive(raw, nowMs)) return -1;
     return headerExpireAt(raw);
   }
@@ -229,7 +242,7 @@ export class LmdbStore {
   }
 
   fieldCount(nsId: number, key: Buffer, nowMs: number): number {
-    const raw = this.records.getBinaryFast(recordKey(nsId, key));
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
     if (raw === undefined || !headerIsLive(raw, nowMs)) return 0;
     return headerFieldCount(raw);
   }
