@@ -62,12 +62,20 @@ export interface KvPair {
   value: Buffer;
 }
 
+/** Receives a value without an intermediate copy (the RESP reply writer is one). */
+export interface ValueSink {
+  /** `value` is a view valid only during this call; null when the key is absent. */
+  bulk(value: Buffer | null): void;
+}
+
 /** Time to live of a key, as Redis TTL/PTTL report it: -2 absent, -1 no expiry. */
 export type TtlMs = number;
 
 export interface KvApi {
   // ---- values ----
   get(ns: string, key: Buffer): Buffer | null;
+  /** GET's hot path: hands the value straight to `sink` (copied once, by the sink). */
+  readValue(ns: string, key: Buffer, sink: ValueSink): void;
   getMany(ns: string, keys: Buffer[]): (Buffer | null)[];
   /** Bytes [start, end] of the value, both inclusive, negative from the end (GETRANGE). */
   getRange(ns: string, key: Buffer, start: number, end: number): Buffer;

@@ -21,6 +21,7 @@ import type {
   ScanPage,
   SetOptions,
   SetResult,
+  ValueSink,
 } from './api.js';
 
 export interface LocalCoordinatorOptions {
@@ -123,6 +124,13 @@ export class LocalCoordinator implements KvApi {
     this.checkKey(key);
     if (id === undefined) return null;
     return this.store.getValue(id, key, this.clock.nowMs());
+  }
+
+  readValue(ns: string, key: Buffer, sink: ValueSink): void {
+    const id = this.readNs(ns);
+    this.checkKey(key);
+    if (id === undefined) sink.bulk(null);
+    else this.store.readValueInto(id, key, this.clock.nowMs(), sink);
   }
 
   getMany(ns: string, keys: Buffer[]): (Buffer | null)[] {

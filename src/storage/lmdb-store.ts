@@ -174,6 +174,19 @@ export class LmdbStore {
     return this.readSegments(ownerPrefix(nsId, key), headerSize(raw));
   }
 
+  /**
+   * Hands the value to `sink` without copying it first: an inlined value is passed as a
+   * view of lmdb-js's reused read buffer, valid only during the call.
+   */
+  readValueInto(nsId: number, key: Buffer, nowMs: number, sink: { bulk(value: Buffer | null): void }): void {
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
+    if (raw === undefined || !headerHasValue(raw)) return sink.bulk(null);
+    const at = headerExpireAt(raw);
+    if (at > 0 && nowMs > at) return sink.bulk(null);
+    const inline = headerInline(raw);
+    sink.bulk(inline ?? this.readSegments(ownerPrefix(nsId, key), headerSize(raw)));
+  }
+
   /** Bytes [start, end) of the value, reading only the entries that overlap. */
   getValueRange(nsId: number, key: Buffer, start: number, end: number, nowMs: number): Buffer {
     const raw = this.records.get(recordKey(nsId, key));

@@ -87,7 +87,7 @@ function encodeSet(w: ReplyWriter, r: SetResult): void {
 // ---------------------------------------------------------------- strings
 
 function get(c: Connection, args: Buffer[]): void {
-  c.w.bulk(c.kv.get(c.ns, args[1]!));
+  c.kv.readValue(c.ns, args[1]!, c.w);
 }
 
 function set(c: Connection, args: Buffer[]): void {
