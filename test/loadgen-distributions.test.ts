@@ -10,7 +10,7 @@ import {
   ZipfianGenerator,
   type IntGenerator,
 } from '../src/loadgen/distributions.js';
-import { Random } from '../src/loadgen/random.js';
+import { Random } from '../src/common/random.js';
 
 /** YCSB's Utils.fnvhash64 written with BigInt, as the reference for the 32-bit version. */
 function fnvReference(value: number): bigint {

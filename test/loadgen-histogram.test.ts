@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LATENCY_US_MAX, LatencyHistogram, mergeHistograms } from '../src/loadgen/histogram.js';
-import { Random } from '../src/loadgen/random.js';
+import { Random } from '../src/common/random.js';
 
 /** Within HdrHistogram's 3 significant digits. */
 function near(actual: number, expected: number, what: string): void {

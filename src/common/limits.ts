@@ -37,6 +37,16 @@ export interface Limits {
   namespacesMax: number;
   /** Longest namespace name, in bytes. */
   namespaceBytesMax: number;
+  /** Largest internode frame; checked from the length prefix before allocating. */
+  peerFrameBytesMax: number;
+  /** Bytes queued for one peer connection before sends are refused as OVERLOADED. */
+  peerSendQueueBytesMax: number;
+  /** Requests awaiting a reply on one peer connection. */
+  peerRequestsInFlightMax: number;
+  /** Hints (writes kept for an unreachable replica) a node stores at most. */
+  hintsMax: number;
+  /** Bytes of hints a node stores at most. */
+  hintBytesMax: number;
 }
 
 const MiB = 1024 * 1024;
@@ -59,6 +69,11 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   grpcMessageBytesMax: 256 * MiB,
   namespacesMax: 1024,
   namespaceBytesMax: 64,
+  peerFrameBytesMax: 80 * MiB,
+  peerSendQueueBytesMax: 256 * MiB,
+  peerRequestsInFlightMax: 10_000,
+  hintsMax: 1_000_000,
+  hintBytesMax: 1024 * MiB,
 });
 
 /** Checks that the limits agree with each other; a broken relation is a configuration error. */
@@ -81,6 +96,12 @@ export function validateLimits(limits: Limits): Limits {
   }
   if (limits.queryBufferBytesMax < limits.respBulkBytesMax) {
     throw new RangeError(`'queryBufferBytesMax' must be at least 'respBulkBytesMax'`);
+  }
+  if (limits.peerFrameBytesMax < limits.valueBytesMax + limits.keyBytesMax + 64 * 1024) {
+    throw new RangeError(`'peerFrameBytesMax' must exceed 'valueBytesMax' + 'keyBytesMax' + 64 KiB (a replicated write fits one frame)`);
+  }
+  if (limits.peerSendQueueBytesMax < limits.peerFrameBytesMax) {
+    throw new RangeError(`'peerSendQueueBytesMax' must be at least 'peerFrameBytesMax'`);
   }
   if (limits.grpcMessageBytesMax < limits.valueBytesMax) {
     throw new RangeError(`'grpcMessageBytesMax' must be at least 'valueBytesMax'`);

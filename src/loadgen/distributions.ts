@@ -5,7 +5,7 @@
  * hot items are spread across the key space rather than clustered at its start) and latest
  * (zipfian over recency: the most recently inserted item is the most popular).
  */
-import type { Random } from './random.js';
+import type { Random } from '../common/random.js';
 
 /** YCSB's default zipfian constant. */
 export const ZIPFIAN_CONSTANT = 0.99;

@@ -2,7 +2,7 @@
  * The load generator (`ragkv bench`): workloads, the driver, multi-process runs and reports.
  * Targets and peers live in ./targets and ./peers.
  */
-export { Random } from './random.js';
+export { Random } from '../common/random.js';
 export { LatestGenerator, ScrambledZipfianGenerator, UniformGenerator, ZipfianGenerator, type IntGenerator } from './distributions.js';
 export { ValueFactory, verifyValue, type VerifyResult } from './values.js';
 export { LatencyHistogram, mergeHistograms, type LatencySummary } from './histogram.js';

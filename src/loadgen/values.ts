@@ -9,7 +9,7 @@
  * add whole frames, so a grown value is still a sequence of checkable frames. Without
  * `--verify` the checksum is left 0 and not computed (the payload hash is the only real cost).
  */
-import { Random } from './random.js';
+import { Random } from '../common/random.js';
 
 export const FRAME_HEADER_BYTES = 16;
 const MAGIC = 0x524b; // 'RK'

@@ -24,7 +24,7 @@ import {
   UniformGenerator,
   type IntGenerator,
 } from './distributions.js';
-import { Random } from './random.js';
+import { Random } from '../common/random.js';
 import type { RecordFields, Target } from './target.js';
 import { ValueFactory, verifyValue } from './values.js';
 

@@ -50,6 +50,11 @@ const limitDescriptions: Record<keyof Limits, string> = {
   grpcMessageBytesMax: 'largest gRPC message, both directions',
   namespacesMax: 'namespaces (column families, SELECT databases) per node',
   namespaceBytesMax: 'longest namespace name, in bytes',
+  peerFrameBytesMax: 'largest internode frame, checked before allocating',
+  peerSendQueueBytesMax: 'bytes queued for one peer before sends are refused as OVERLOADED',
+  peerRequestsInFlightMax: 'requests awaiting a reply on one peer connection',
+  hintsMax: 'hints (writes kept for an unreachable replica) stored at most',
+  hintBytesMax: 'bytes of hints stored at most',
 };
 
 /** `keyBytesMax` -> `key-bytes-max`. */

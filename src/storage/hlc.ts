@@ -5,7 +5,7 @@ export interface Clock {
   nowMs(): number;
 }
 
-export const systemClock: Clock = { nowMs: () => Date.now() };
+export { systemClock } from '../common/clock.js';
 
 /**
  * Hybrid logical clock: versions are unique per node, strictly increasing, and close to

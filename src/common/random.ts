@@ -1,5 +1,5 @@
 /**
- * The load generator's only source of randomness: xoshiro128** seeded through splitmix32, so
+ * ragkv's seeded randomness (load generator, simulator, protocol jitter): xoshiro128** seeded through splitmix32, so
  * a seed replays a data set and an operation sequence exactly. Nothing in `loadgen` calls
  * Math.random.
  */
