@@ -4,6 +4,17 @@ import fc from 'fast-check';
 import { openStore, type LmdbStore } from '../src/storage/lmdb-store.js';
 import { type Record, emptyRecord, merge, view } from '../src/storage/record.js';
 import { opsArb } from './helpers/records.js';
+import { decodeRecord, encodeRecord } from '../src/storage/record-codec.js';
+
+/** The full CRDT state, in a comparable form. */
+const state = (r: Record | null) =>
+  r && {
+    tomb: r.tomb,
+    base: r.base && { v: r.base.version, value: r.base.value.toString('hex') },
+    appends: r.appends.map((x) => [x.version, x.opId.toString('hex'), x.bytes.toString('hex')]),
+    fields: [...r.fields.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, f]) => [k, f.version, f.value?.toString('hex') ?? null]),
+    expiry: r.expiry,
+  };
 import { tempDir } from './helpers/tmp.js';
 
 const now = 1_000_000;
@@ -66,6 +77,12 @@ test(
           }
           const model = deltas.reduce((acc, d) => merge(acc, d), emptyRecord());
           assert.deepEqual(observe(store, nsId, key), expected(model));
+          // The full state read back (for replication) is the model's, and survives the wire codec.
+          const stored = store.readRecord(nsId, key);
+          const modelState = state(model);
+          const empty = !model.tomb && !model.base && model.appends.length === 0 && model.fields.size === 0 && !model.expiry;
+          assert.deepEqual(state(stored), empty ? null : modelState);
+          if (stored) assert.deepEqual(state(decodeRecord(encodeRecord(stored))), modelState);
         },
       ),
       { numRuns: 300 },
@@ -140,6 +157,12 @@ test('writes acknowledged with fsync durability are there after reopening', asyn
     assert.equal(store.highTs, highTs, 'the HLC high-water mark survives a restart');
     for (let i = 0; i < 200; i++) assert.equal(store.getValue(nsId, Buffer.from(`k${i}`), now)?.toString(), `v${i}`);
     await store.close();
+    // Data in another storage format is refused, not misread.
+    const { open } = await import('lmdb');
+    const env = open({ path: dir.path, noSubdir: false });
+    await env.openDB('system', { encoding: 'msgpack' }).put('format', 999);
+    await env.close();
+    assert.throws(() => openStore({ path: dir.path }), /storage format 999; this ragkv reads format 1/);
   } finally {
     dir.cleanup();
   }

@@ -1,7 +1,7 @@
 /**
  * How a record is laid out in LMDB, so that no write rewrites bytes it did not change:
  *
- *   records   nsId(4) key                      -> header (fixed 65 bytes [+ inline base])
+ *   records   nsId(4) key                      -> header (fixed 69 bytes [+ inline base])
  *   segments  nsId(4) keyLen(2) key segKey(28) -> entry: base, one append, or a chunk
  *   fields    nsId(4) keyLen(2) key name       -> version(12) live(1) value
  *   expiries  atMs(8) nsId(4) key              -> (empty): index for the expiry sweeper
@@ -120,7 +120,8 @@ const offSize = offExpireAt + 8;
 const offEntries = offSize + 8;
 const offTail = offEntries + 4;
 const offFields = offTail + 4;
-export const headerBytes = offFields + 4;
+const offFieldEntries = offFields + 4;
+export const headerBytes = offFieldEntries + 4;
 
 /** Decoded header of a record; mutable while a write transaction builds the next one. */
 export interface Header {
@@ -138,6 +139,8 @@ export interface Header {
   tail: number;
   /** Live fields. */
   fieldCount: number;
+  /** Entries in the fields table: live fields plus deleted-field markers. */
+  fieldEntries: number;
 }
 
 export function emptyHeader(): Header {
@@ -151,6 +154,7 @@ export function emptyHeader(): Header {
     entries: 0,
     tail: 0,
     fieldCount: 0,
+    fieldEntries: 0,
   };
 }
 
@@ -166,6 +170,7 @@ export function encodeHeader(h: Header): Buffer {
   out.writeUInt32BE(h.entries, offEntries);
   out.writeUInt32BE(h.tail, offTail);
   out.writeUInt32BE(h.fieldCount, offFields);
+  out.writeUInt32BE(h.fieldEntries, offFieldEntries);
   if (inline) inline.copy(out, headerBytes);
   return out;
 }
@@ -182,6 +187,7 @@ export function decodeHeader(b: Buffer): Header {
     entries: b.readUInt32BE(offEntries),
     tail: b.readUInt32BE(offTail),
     fieldCount: b.readUInt32BE(offFields),
+    fieldEntries: b.readUInt32BE(offFieldEntries),
   };
 }
 

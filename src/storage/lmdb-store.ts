@@ -80,6 +80,9 @@ interface Stats {
 }
 
 const statsKey = 'stats';
+/** On-disk layout version (layout.ts); bump it when the layout changes incompatibly. */
+const storageFormat = 1;
+const formatKey = 'format';
 const nsKeyPrefix = 'ns:';
 const defaultNamespace = 'default';
 
@@ -125,6 +128,11 @@ export class LmdbStore {
     this.fields = this.env.openDB<Buffer, Buffer>('fields', binary);
     this.expiries = this.env.openDB<Buffer, Buffer>('expiries', binary);
     this.system = this.env.openDB<unknown, string>('system', { encoding: 'msgpack' });
+    const format = this.system.get(formatKey) as number | undefined;
+    if (format === undefined) this.system.putSync(formatKey, storageFormat);
+    else if (format !== storageFormat) {
+      throw new Error(`data at '${options.path}' is in storage format ${format}; this ragkv reads format ${storageFormat}`);
+    }
     for (const { key, value } of this.system.getRange({ start: nsKeyPrefix, end: nsKeyPrefix + '\uffff' })) {
       this.nsIds.set(key.slice(nsKeyPrefix.length), value as number);
     }
@@ -185,6 +193,40 @@ export class LmdbStore {
     if (at > 0 && nowMs > at) return sink.bulk(null);
     const inline = headerInline(raw);
     sink.bulk(inline ?? this.readSegments(ownerPrefix(nsId, key), headerSize(raw)));
+  }
+
+  /**
+   * The whole CRDT state of a key (versions, op ids, field tombstones), for replication and
+   * read repair; null when nothing is stored. Expiry is returned as stored, not applied.
+   */
+  readRecord(nsId: number, key: Buffer): Record | null {
+    const raw = this.records.get(recordKey(nsId, key));
+    if (raw === undefined) return null;
+    const h = decodeHeader(raw);
+    const r: Record = {
+      tomb: h.tomb,
+      base: h.inlineBase && h.baseVersion ? { version: h.baseVersion, value: h.inlineBase } : null,
+      appends: [],
+      fields: new Map(),
+      expiry: h.expiryVersion ? { version: h.expiryVersion, atMs: h.expireAtMs } : null,
+    };
+    const prefix = ownerPrefix(nsId, key);
+    if (h.entries > 0) {
+      for (const { key: k, value } of this.segments.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+        const segKey = k.subarray(prefix.length);
+        if (value[0] === entryKindBase) {
+          r.base = { version: readVersion(segKey, 0), value: value.subarray(1) };
+        } else if (value[0] === entryKindAppend) {
+          r.appends.push({ version: readVersion(segKey, 0), opId: segKey.subarray(12), bytes: value.subarray(1) });
+        } else {
+          for (const p of decodeChunk(value)) r.appends.push({ version: readVersion(p.segKey, 0), opId: p.segKey.subarray(12), bytes: p.bytes });
+        }
+      }
+    }
+    for (const { key: k, value } of this.fields.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+      r.fields.set(k.subarray(prefix.length).toString('latin1'), { version: fieldVersion(value), value: fieldValue(value) });
+    }
+    return r;
   }
 
   /** Bytes [start, end) of the value, reading only the entries that overlap. */
@@ -407,13 +449,14 @@ export class LmdbStore {
       const existing = this.fields.getBinaryFast(fk);
       if (existing !== undefined && !isNewer(fv.version, fieldVersion(existing))) continue;
       const wasLive = existing !== undefined && existing[12] === 1;
+      if (existing === undefined) h.fieldEntries++;
       this.fields.put(fk, encodeField(fv.version, fv.value));
       h.fieldCount += (fv.value ? 1 : 0) - (wasLive ? 1 : 0);
     }
     if (h.tail >= this.compactTailCount) this.compactTail(h, prefix);
 
     this.noteVersions(delta);
-    if (h.tomb || h.baseVersion || h.entries > 0 || h.fieldCount > 0 || h.expiryVersion) {
+    if (h.tomb || h.baseVersion || h.entries > 0 || h.fieldEntries > 0 || h.expiryVersion) {
       this.records.put(rk, encodeHeader(h));
     } else if (raw) {
       this.records.remove(rk);
@@ -480,10 +523,11 @@ export class LmdbStore {
       h.expiryVersion = null;
       h.expireAtMs = 0;
     }
-    if (h.fieldCount > 0 || h.tomb) {
+    if (h.fieldEntries > 0) {
       for (const { key: fk, value } of this.fields.getRange({ start: prefix, end: prefixEnd(prefix) })) {
         if (isNewer(fieldVersion(value), v)) continue;
         if (value[12] === 1) h.fieldCount--;
+        h.fieldEntries--;
         this.fields.remove(fk);
       }
     }
