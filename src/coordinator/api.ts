@@ -3,9 +3,23 @@
  * it from local storage; in a cluster the same API fans out to replicas.
  *
  * Keys, values and field names are bytes (Buffer). A namespace is a name; `default` exists.
- * Reads return synchronously from the local LMDB snapshot. Writes resolve once durable
- * (per the configured durability mode) and reject with a KvError on bad input or overload.
+ * Reads return a value at once when a local replica can answer (always on a single node)
+ * and a promise when replicas elsewhere must be asked. Writes resolve once durable on
+ * enough replicas and reject with a KvError on bad input, overload or too few replicas.
+ * Keys and values passed in may be views of larger buffers: an implementation that keeps
+ * them after the call must copy them.
  */
+
+/** A result now, or later when other nodes must answer. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** How many of a key's N replicas must answer: one, a majority, or all of them. */
+export type Level = 'ONE' | 'QUORUM' | 'ALL';
+
+export interface Consistency {
+  read: Level;
+  write: Level;
+}
 
 /** Options of a SET (RESP SET / gRPC RawPut). */
 export interface SetOptions {
@@ -73,14 +87,18 @@ export type TtlMs = number;
 
 export interface KvApi {
   // ---- values ----
-  get(ns: string, key: Buffer): Buffer | null;
-  /** GET's hot path: hands the value straight to `sink` (copied once, by the sink). */
-  readValue(ns: string, key: Buffer, sink: ValueSink): void;
-  getMany(ns: string, keys: Buffer[]): (Buffer | null)[];
+  get(ns: string, key: Buffer): MaybePromise<Buffer | null>;
+  /**
+   * GET's hot path: hands the value straight to `sink` (copied once, by the sink) and
+   * returns undefined; when replicas elsewhere must answer, returns a promise of the value
+   * instead and does not call `sink`.
+   */
+  readValue(ns: string, key: Buffer, sink: ValueSink): undefined | Promise<Buffer | null>;
+  getMany(ns: string, keys: Buffer[]): MaybePromise<(Buffer | null)[]>;
   /** Bytes [start, end] of the value, both inclusive, negative from the end (GETRANGE). */
-  getRange(ns: string, key: Buffer, start: number, end: number): Buffer;
-  strlen(ns: string, key: Buffer): number;
-  exists(ns: string, key: Buffer): boolean;
+  getRange(ns: string, key: Buffer, start: number, end: number): MaybePromise<Buffer>;
+  strlen(ns: string, key: Buffer): MaybePromise<number>;
+  exists(ns: string, key: Buffer): MaybePromise<boolean>;
   set(ns: string, key: Buffer, value: Buffer, options?: SetOptions): Promise<SetResult>;
   /** Sets every pair in one atomic write; `ttlMs` applies to all of them. */
   setMany(ns: string, pairs: KvPair[], options?: { ttlMs?: number }): Promise<void>;
@@ -95,22 +113,25 @@ export interface KvApi {
   // ---- expiry ----
   /** Sets (atMs) or clears (null) the expiry; false if the key is absent or the condition failed. */
   expireAt(ns: string, key: Buffer, atMs: number | null, condition?: ExpireCondition): Promise<boolean>;
-  ttlMs(ns: string, key: Buffer): TtlMs;
+  ttlMs(ns: string, key: Buffer): MaybePromise<TtlMs>;
 
   // ---- fields (metadata, per-field last-writer-wins) ----
   /** Sets fields; returns how many were new. */
   hset(ns: string, key: Buffer, fields: KvPair[]): Promise<number>;
-  hget(ns: string, key: Buffer, field: Buffer): Buffer | null;
-  hmget(ns: string, key: Buffer, fields: Buffer[]): (Buffer | null)[];
-  hgetall(ns: string, key: Buffer): KvPair[];
+  hget(ns: string, key: Buffer, field: Buffer): MaybePromise<Buffer | null>;
+  hmget(ns: string, key: Buffer, fields: Buffer[]): MaybePromise<(Buffer | null)[]>;
+  hgetall(ns: string, key: Buffer): MaybePromise<KvPair[]>;
   /** Deletes fields; returns how many existed. */
   hdel(ns: string, key: Buffer, fields: Buffer[]): Promise<number>;
-  hlen(ns: string, key: Buffer): number;
-  hexists(ns: string, key: Buffer, field: Buffer): boolean;
+  hlen(ns: string, key: Buffer): MaybePromise<number>;
+  hexists(ns: string, key: Buffer, field: Buffer): MaybePromise<boolean>;
 
   // ---- keyspace ----
-  scan(ns: string, options: ScanOptions): ScanPage;
-  range(ns: string, options: RangeOptions): KvPair[];
-  /** Live keys in the namespace (keys expired but not yet swept may be counted, as in Redis). */
+  scan(ns: string, options: ScanOptions): MaybePromise<ScanPage>;
+  range(ns: string, options: RangeOptions): MaybePromise<KvPair[]>;
+  /** Live keys held by this node (keys expired but not yet swept may be counted, as in Redis). */
   dbsize(ns: string): number;
+
+  /** The same store with other default consistency levels (per connection or per request). */
+  withConsistency(levels: Partial<Consistency>): KvApi;
 }

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Limits } from '../common/limits.js';
-import { KvError, invalidArgument, overLimit } from '../common/errors.js';
+import { invalidArgument } from '../common/errors.js';
+import { InputChecks } from './validate.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { type Clock, HybridClock, systemClock } from '../storage/hlc.js';
 import { type LmdbStore } from '../storage/lmdb-store.js';
@@ -36,6 +37,7 @@ const deleteRangeBatch = 10_000;
 
 export class LocalCoordinator implements KvApi {
   private readonly limits: Limits;
+  private readonly checks: InputChecks;
   private readonly clock: Clock;
   private readonly hlc: HybridClock;
   /** Op ids are a per-process random prefix plus a counter: unique without coordination. */
@@ -47,6 +49,7 @@ export class LocalCoordinator implements KvApi {
     options: LocalCoordinatorOptions,
   ) {
     this.limits = options.limits;
+    this.checks = new InputChecks(options.limits);
     this.clock = options.clock ?? systemClock;
     this.hlc = new HybridClock(this.clock, options.nodeId ?? 1);
     this.hlc.observe({ ts: store.highTs, node: 0 });
@@ -55,39 +58,19 @@ export class LocalCoordinator implements KvApi {
   // ------------------------------------------------------------------ validation
 
   private checkKey(key: Buffer): void {
-    if (key.length === 0) throw invalidArgument('key must not be empty');
-    if (key.length > this.limits.keyBytesMax) {
-      throw overLimit('KEY_TOO_LARGE', 'key', key.length, 'keyBytesMax', this.limits.keyBytesMax);
-    }
+    this.checks.key(key);
   }
-
   private checkValue(value: Buffer): void {
-    if (value.length > this.limits.valueBytesMax) {
-      throw overLimit('VALUE_TOO_LARGE', 'value', value.length, 'valueBytesMax', this.limits.valueBytesMax);
-    }
+    this.checks.value(value);
   }
-
   private checkField(name: Buffer): void {
-    if (name.length > this.limits.fieldBytesMax) {
-      throw overLimit('FIELD_TOO_LARGE', 'field name', name.length, 'fieldBytesMax', this.limits.fieldBytesMax);
-    }
+    this.checks.field(name);
   }
-
   private checkBatch(n: number, what: string): void {
-    if (n > this.limits.batchKeysMax) {
-      throw new KvError('BATCH_TOO_LARGE', `${what} has ${n} keys, over limit 'batchKeysMax' (${this.limits.batchKeysMax})`);
-    }
+    this.checks.batch(n, what);
   }
-
   private checkNamespace(ns: string): void {
-    const bytes = Buffer.byteLength(ns);
-    if (bytes === 0) throw invalidArgument('namespace must not be empty');
-    if (bytes > this.limits.namespaceBytesMax) {
-      throw new KvError(
-        'INVALID_ARGUMENT',
-        `namespace is ${bytes} bytes, over limit 'namespaceBytesMax' (${this.limits.namespaceBytesMax})`,
-      );
-    }
+    this.checks.namespace(ns);
   }
 
   /** Namespace id for a read; undefined when it was never written (reads find nothing). */
@@ -126,11 +109,17 @@ export class LocalCoordinator implements KvApi {
     return this.store.getValue(id, key, this.clock.nowMs());
   }
 
-  readValue(ns: string, key: Buffer, sink: ValueSink): void {
+  readValue(ns: string, key: Buffer, sink: ValueSink): undefined {
     const id = this.readNs(ns);
     this.checkKey(key);
     if (id === undefined) sink.bulk(null);
     else this.store.readValueInto(id, key, this.clock.nowMs(), sink);
+    return undefined;
+  }
+
+  /** A single node has one replica: every level is met by it. */
+  withConsistency(): KvApi {
+    return this;
   }
 
   getMany(ns: string, keys: Buffer[]): (Buffer | null)[] {
@@ -412,13 +401,10 @@ export class LocalCoordinator implements KvApi {
   }
 
   range(ns: string, options: RangeOptions): KvPair[] {
-    if (!(options.limit > 0)) throw invalidArgument('limit must be positive');
-    if (options.limit > this.limits.scanLimitMax) {
-      throw invalidArgument(`limit ${options.limit} is over limit 'scanLimitMax' (${this.limits.scanLimitMax})`);
-    }
+    this.checks.rangeLimit(options.limit);
     const start = options.start ?? Buffer.alloc(0);
     const end = options.end && options.end.length > 0 ? options.end : null;
-    if (end && Buffer.compare(start, end) > 0) throw invalidArgument('start key must not be after end key');
+    this.checks.rangeBounds(start, end);
     const id = this.readNs(ns);
     if (id === undefined) return [];
     const now = this.clock.nowMs();

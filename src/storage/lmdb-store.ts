@@ -67,6 +67,9 @@ export interface StoreOptions {
   compactTailCount?: number;
   /** Largest chunk built by compaction, in bytes. */
   chunkBytesMax?: number;
+  /** Hints (writes held for other nodes) kept at most, by count and by bytes. */
+  hintsMax?: number;
+  hintBytesMax?: number;
 }
 
 /** Store-wide counters, persisted with every write. */
@@ -93,6 +96,12 @@ export class LmdbStore {
   private readonly fields: Database<Buffer, Buffer>;
   private readonly expiries: Database<Buffer, Buffer>;
   private readonly system: Database<unknown, string>;
+  private readonly hints: Database<Buffer, Buffer>;
+  private hintCounts = new Map<string, number>();
+  private hintBytes = 0;
+  private hintSeq = 0;
+  private readonly hintsMax: number;
+  private readonly hintBytesMax: number;
   private readonly nsIds = new Map<string, number>();
   private readonly stats: Stats;
   private pendingWrites = 0;
@@ -128,6 +137,15 @@ export class LmdbStore {
     this.fields = this.env.openDB<Buffer, Buffer>('fields', binary);
     this.expiries = this.env.openDB<Buffer, Buffer>('expiries', binary);
     this.system = this.env.openDB<unknown, string>('system', { encoding: 'msgpack' });
+    this.hints = this.env.openDB<Buffer, Buffer>('hints', binary);
+    this.hintsMax = options.hintsMax ?? 1_000_000;
+    this.hintBytesMax = options.hintBytesMax ?? 1024 * 1024 * 1024;
+    for (const { key, value } of this.hints.getRange({})) {
+      const target = hintTarget(key);
+      this.hintCounts.set(target, (this.hintCounts.get(target) ?? 0) + 1);
+      this.hintBytes += value.length;
+      this.hintSeq = Math.max(this.hintSeq, Number(key.readBigUInt64BE(key.length - 8)));
+    }
     const format = this.system.get(formatKey) as number | undefined;
     if (format === undefined) this.system.putSync(formatKey, storageFormat);
     else if (format !== storageFormat) {
@@ -653,6 +671,66 @@ export class LmdbStore {
     });
   }
 
+  // ------------------------------------------------------------------ hints
+
+  /** Stores hints for `target` in one durable write; refuses OVERLOADED over the bounds. */
+  async putHints(target: string, payloads: Buffer[]): Promise<void> {
+    let bytes = 0;
+    for (const p of payloads) bytes += p.length;
+    const count = this.hintCount();
+    if (count + payloads.length > this.hintsMax) {
+      throw overloaded(`hint store is full: ${count} hints, limit 'hintsMax' (${this.hintsMax})`);
+    }
+    if (this.hintBytes + bytes > this.hintBytesMax) {
+      throw overloaded(`hint store is full: ${this.hintBytes} bytes, limit 'hintBytesMax' (${this.hintBytesMax})`);
+    }
+    this.hintCounts.set(target, (this.hintCounts.get(target) ?? 0) + payloads.length);
+    this.hintBytes += bytes;
+    const keys = payloads.map(() => hintKey(target, ++this.hintSeq));
+    await this.write(() => payloads.forEach((p, i) => this.hints.put(keys[i]!, p)));
+  }
+
+  /** The oldest hints for `target`: their ids (keys) and payloads. */
+  peekHints(target: string, limit: number): { ids: Buffer[]; payloads: Buffer[] } {
+    const start = hintKey(target, 0);
+    const end = hintKey(target, Number.MAX_SAFE_INTEGER);
+    const ids: Buffer[] = [];
+    const payloads: Buffer[] = [];
+    for (const { key, value } of this.hints.getRange({ start, end, limit })) {
+      ids.push(key);
+      payloads.push(value);
+    }
+    return { ids, payloads };
+  }
+
+  async removeHints(target: string, ids: Buffer[]): Promise<void> {
+    let removed = 0;
+    let bytes = 0;
+    await this.write(() => {
+      for (const id of ids) {
+        const v = this.hints.getBinaryFast(id);
+        if (v === undefined) continue;
+        bytes += v.length;
+        removed++;
+        this.hints.remove(id);
+      }
+    });
+    const left = (this.hintCounts.get(target) ?? 0) - removed;
+    if (left > 0) this.hintCounts.set(target, left);
+    else this.hintCounts.delete(target);
+    this.hintBytes -= bytes;
+  }
+
+  hintTargets(): string[] {
+    return [...this.hintCounts.keys()].sort();
+  }
+
+  hintCount(): number {
+    let n = 0;
+    for (const c of this.hintCounts.values()) n += c;
+    return n;
+  }
+
   /** Waits for pending writes, then closes LMDB. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -660,6 +738,20 @@ export class LmdbStore {
     await this.env.flushed;
     await this.env.close();
   }
+}
+
+/** Hint keys: target length, target, sequence: a target's hints are contiguous and in order. */
+function hintKey(target: string, seq: number): Buffer {
+  const t = Buffer.from(target);
+  const out = Buffer.allocUnsafe(1 + t.length + 8);
+  out[0] = t.length;
+  t.copy(out, 1);
+  out.writeBigUInt64BE(BigInt(seq), 1 + t.length);
+  return out;
+}
+
+function hintTarget(key: Buffer): string {
+  return key.toString('utf8', 1, 1 + key[0]!);
 }
 
 const emptyDelta: Record = { tomb: null, base: null, appends: [], fields: new Map(), expiry: null };

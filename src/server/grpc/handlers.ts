@@ -77,8 +77,8 @@ function pairsOf(pairs: KvPairMessage[], limits: Limits): KvPair[] {
 export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplementation {
   const { kv, limits } = context;
   const handlers: { [M in RawKvMethod]: handleUnaryCall<Request<M>, Response<M>> } = {
-    RawGet: unary('RawGet', context, (request) => {
-      const value = kv.get(namespaceOf(request.cf, limits), checkKey(bytesOf(request.key), limits));
+    RawGet: unary('RawGet', context, async (request) => {
+      const value = await kv.get(namespaceOf(request.cf, limits), checkKey(bytesOf(request.key), limits));
       return value === null ? { value: emptyBuffer, not_found: true } : { value, not_found: false };
     }),
 
@@ -97,22 +97,22 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       return { deleted: existed > 0 };
     }),
 
-    RawScan: unary('RawScan', context, (request) => {
+    RawScan: unary('RawScan', context, async (request) => {
       const ns = namespaceOf(request.cf, limits);
       const limit = checkScanLimit(request.limit, limits);
       const start = bytesOf(request.start_key);
       const end = bytesOf(request.end_key);
       checkRange(start, end, limits);
       const keyOnly = request.key_only;
-      const pairs = kv.range(ns, { start, end, limit, keyOnly, reverse: request.reverse });
+      const pairs = await kv.range(ns, { start, end, limit, keyOnly, reverse: request.reverse });
       return { kvs: keyOnly ? pairs.map((pair) => ({ key: pair.key, value: emptyBuffer })) : pairs };
     }),
 
-    RawBatchGet: unary('RawBatchGet', context, (request) => {
+    RawBatchGet: unary('RawBatchGet', context, async (request) => {
       const ns = namespaceOf(request.cf, limits);
       checkBatch(request.keys.length, limits);
       const keys = request.keys.map((key, index) => checkKey(bytesOf(key), limits, `keys[${index}]`));
-      const values = kv.getMany(ns, keys);
+      const values = await kv.getMany(ns, keys);
       const pairs: KvPairMessage[] = [];
       values.forEach((value, index) => {
         if (value !== null) pairs.push({ key: keys[index]!, value });

@@ -4,8 +4,8 @@
  * (reads) or hands a promise to `c.defer` (writes); errors go through `c.fail`, which keeps
  * them in command order behind writes still in flight.
  */
-import type { ExpireCondition, KvPair, SetOptions, SetResult } from '../../coordinator/api.js';
-import type { Connection } from './connection.js';
+import type { ExpireCondition, KvPair, MaybePromise, ScanPage, SetOptions, SetResult } from '../../coordinator/api.js';
+import type { Connection, Encoder } from './connection.js';
 import { databaseCount, redisVersion } from './databases.js';
 import { infoText } from './info.js';
 import { argInteger } from './protocol.js';
@@ -84,10 +84,48 @@ function encodeSet(w: ReplyWriter, r: SetResult): void {
   else w.nil();
 }
 
+/** Replies `value` now, or in order once it resolves when replicas elsewhere must answer. */
+function answer<T>(c: Connection, value: MaybePromise<T>, encode: Encoder<T>): void {
+  if (value instanceof Promise) c.defer(value, encode);
+  else encode(c.w, value);
+}
+
+function encodeBulk(w: ReplyWriter, v: Buffer | null): void {
+  w.bulk(v);
+}
+function encodeBulkArray(w: ReplyWriter, v: readonly (Buffer | null)[]): void {
+  w.bulkArray(v);
+}
+function encodeTtlSeconds(w: ReplyWriter, ms: number): void {
+  w.integer(ms < 0 ? ms : Math.floor((ms + 500) / 1000));
+}
+function encodeSimple(w: ReplyWriter, text: string): void {
+  w.simple(text);
+}
+function encodePairsMap(w: ReplyWriter, pairs: KvPair[]): void {
+  w.mapHeader(pairs.length);
+  for (const p of pairs) {
+    w.bulk(p.key);
+    w.bulk(p.value);
+  }
+}
+function encodeScanPage(w: ReplyWriter, page: { cursor: string; keys: Buffer[] }): void {
+  w.arrayHeader(2);
+  w.bulkString(page.cursor);
+  w.bulkArray(page.keys);
+}
+
+/** Combines values that may be promises: a plain value when none is one. */
+function all<T, R>(values: MaybePromise<T>[], combine: (values: T[]) => R): MaybePromise<R> {
+  if (values.some((v) => v instanceof Promise)) return Promise.all(values).then(combine);
+  return combine(values as T[]);
+}
+
 // ---------------------------------------------------------------- strings
 
 function get(c: Connection, args: Buffer[]): void {
-  c.kv.readValue(c.ns, args[1]!, c.w);
+  const later = c.kv.readValue(c.ns, args[1]!, c.w);
+  if (later) c.defer(later, encodeBulk);
 }
 
 function set(c: Connection, args: Buffer[]): void {
@@ -133,12 +171,13 @@ function del(c: Connection, args: Buffer[]): void {
 
 function exists(c: Connection, args: Buffer[]): void {
   let n = 0;
-  for (let i = 1; i < args.length; i++) if (c.kv.exists(c.ns, args[i]!)) n++;
-  c.w.integer(n);
+  const found: MaybePromise<boolean>[] = [];
+  for (let i = 1; i < args.length; i++) found.push(c.kv.exists(c.ns, args[i]!));
+  answer(c, all(found, (f) => f.reduce((acc, x) => acc + (x ? 1 : 0), n)), encodeInteger);
 }
 
 function mget(c: Connection, args: Buffer[]): void {
-  c.w.bulkArray(c.kv.getMany(c.ns, args.slice(1)));
+  answer(c, c.kv.getMany(c.ns, args.slice(1)), encodeBulkArray);
 }
 
 function mset(c: Connection, args: Buffer[]): void {
@@ -166,17 +205,22 @@ function getrange(c: Connection, args: Buffer[]): void {
     c.fail(errors.notInteger);
     return;
   }
-  c.w.bulk(c.kv.getRange(c.ns, args[1]!, start, end));
+  answer(c, c.kv.getRange(c.ns, args[1]!, start, end), encodeBulk);
 }
 
 function strlen(c: Connection, args: Buffer[]): void {
-  c.w.integer(c.kv.strlen(c.ns, args[1]!));
+  answer(c, c.kv.strlen(c.ns, args[1]!), encodeInteger);
 }
 
 function type(c: Connection, args: Buffer[]): void {
-  const key = args[1]!;
-  if (c.kv.hlen(c.ns, key) > 0) c.w.simple('hash');
-  else c.w.simple(c.kv.exists(c.ns, key) ? 'string' : 'none');
+  answer(c, typeOf(c, args[1]!), encodeSimple);
+}
+
+/** Redis TYPE of a key: `hash` when it has fields, else `string` or `none`. */
+function typeOf(c: Connection, key: Buffer): MaybePromise<string> {
+  return all<number | boolean, string>([c.kv.hlen(c.ns, key), c.kv.exists(c.ns, key)], ([fields, exists]) =>
+    (fields as number) > 0 ? 'hash' : exists ? 'string' : 'none',
+  );
 }
 
 // ---------------------------------------------------------------- expiry
@@ -228,12 +272,11 @@ function expireGeneric(c: Connection, args: Buffer[], unit: ExpireUnit): void {
 }
 
 function ttl(c: Connection, args: Buffer[]): void {
-  const ms = c.kv.ttlMs(c.ns, args[1]!);
-  c.w.integer(ms < 0 ? ms : Math.floor((ms + 500) / 1000));
+  answer(c, c.kv.ttlMs(c.ns, args[1]!), encodeTtlSeconds);
 }
 
 function pttl(c: Connection, args: Buffer[]): void {
-  c.w.integer(c.kv.ttlMs(c.ns, args[1]!));
+  answer(c, c.kv.ttlMs(c.ns, args[1]!), encodeInteger);
 }
 
 function persist(c: Connection, args: Buffer[]): void {
@@ -254,20 +297,15 @@ function hsetGeneric(c: Connection, args: Buffer[], name: string): void {
 }
 
 function hget(c: Connection, args: Buffer[]): void {
-  c.w.bulk(c.kv.hget(c.ns, args[1]!, args[2]!));
+  answer(c, c.kv.hget(c.ns, args[1]!, args[2]!), encodeBulk);
 }
 
 function hmget(c: Connection, args: Buffer[]): void {
-  c.w.bulkArray(c.kv.hmget(c.ns, args[1]!, args.slice(2)));
+  answer(c, c.kv.hmget(c.ns, args[1]!, args.slice(2)), encodeBulkArray);
 }
 
 function hgetall(c: Connection, args: Buffer[]): void {
-  const pairs = c.kv.hgetall(c.ns, args[1]!);
-  c.w.mapHeader(pairs.length);
-  for (const p of pairs) {
-    c.w.bulk(p.key);
-    c.w.bulk(p.value);
-  }
+  answer(c, c.kv.hgetall(c.ns, args[1]!), encodePairsMap);
 }
 
 function hdel(c: Connection, args: Buffer[]): void {
@@ -275,11 +313,11 @@ function hdel(c: Connection, args: Buffer[]): void {
 }
 
 function hlen(c: Connection, args: Buffer[]): void {
-  c.w.integer(c.kv.hlen(c.ns, args[1]!));
+  answer(c, c.kv.hlen(c.ns, args[1]!), encodeInteger);
 }
 
 function hexists(c: Connection, args: Buffer[]): void {
-  c.w.raw(c.kv.hexists(c.ns, args[1]!, args[2]!) ? replies.one : replies.zero);
+  answer(c, c.kv.hexists(c.ns, args[1]!, args[2]!), encodeBoolean);
 }
 
 // ---------------------------------------------------------------- keyspace
@@ -319,23 +357,23 @@ function scan(c: Connection, args: Buffer[]): void {
       return;
     }
   }
-  const page = c.kv.scan(c.ns, {
+  const ns = c.ns;
+  const finish = (p: ScanPage): MaybePromise<{ cursor: string; keys: Buffer[] }> => {
+    const cursor = p.next === null ? '0' : c.server.cursors.save(ns, p.next);
+    if (typeFilter === undefined) return { cursor, keys: p.keys };
+    const wantHash = eqi(typeFilter, 'hash');
+    const wantString = eqi(typeFilter, 'string');
+    return all(
+      p.keys.map((k) => c.kv.hlen(ns, k)),
+      (fields) => ({ cursor, keys: p.keys.filter((_, i) => (fields[i]! > 0 ? wantHash : wantString)) }),
+    );
+  };
+  const page = c.kv.scan(ns, {
     cursor,
     count: Math.min(count, c.limits.scanLimitMax),
     ...(match !== undefined && !(match.length === 1 && match[0] === 42) ? { match } : {}),
   });
-  let keys = page.keys;
-  if (typeFilter !== undefined) {
-    const wantHash = eqi(typeFilter, 'hash');
-    const wantString = eqi(typeFilter, 'string');
-    keys = keys.filter((k) => {
-      const isHash = c.kv.hlen(c.ns, k) > 0;
-      return isHash ? wantHash : wantString;
-    });
-  }
-  c.w.arrayHeader(2);
-  c.w.bulkString(page.next === null ? '0' : c.server.cursors.save(c.ns, page.next));
-  c.w.bulkArray(keys);
+  answer(c, page instanceof Promise ? page.then(finish) : finish(page), encodeScanPage);
 }
 
 function dbsize(c: Connection): void {

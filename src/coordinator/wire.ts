@@ -1,0 +1,91 @@
+/** A small bounds-checked binary writer/reader for internode messages. */
+import { encodedRecordBytes, readRecord, writeRecord } from '../storage/record-codec.js';
+import type { Record } from '../storage/record.js';
+
+export class WireWriter {
+  private buf: Buffer;
+  private pos = 0;
+  constructor(initialBytes = 256) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  u8(v: number): this {
+    this.ensure(1);
+    this.buf[this.pos++] = v;
+    return this;
+  }
+  u32(v: number): this {
+    this.ensure(4);
+    this.pos = this.buf.writeUInt32BE(v, this.pos);
+    return this;
+  }
+  f64(v: number): this {
+    this.ensure(8);
+    this.pos = this.buf.writeDoubleBE(v, this.pos);
+    return this;
+  }
+  bytes(b: Buffer): this {
+    this.u32(b.length);
+    this.ensure(b.length);
+    this.pos += b.copy(this.buf, this.pos);
+    return this;
+  }
+  str(s: string): this {
+    return this.bytes(Buffer.from(s));
+  }
+  record(r: Record): this {
+    this.ensure(encodedRecordBytes(r));
+    this.pos = writeRecord(this.buf, this.pos, r);
+    return this;
+  }
+  done(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+export class WireReader {
+  private pos = 0;
+  constructor(private readonly buf: Buffer) {}
+  private need(n: number): void {
+    if (this.pos + n > this.buf.length) throw new RangeError(`message truncated at byte ${this.pos} (+${n}) of ${this.buf.length}`);
+  }
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++]!;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  f64(): number {
+    this.need(8);
+    const v = this.buf.readDoubleBE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  bytes(): Buffer {
+    const n = this.u32();
+    this.need(n);
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+  str(): string {
+    return this.bytes().toString();
+  }
+  record(): Record {
+    const { record, next } = readRecord(this.buf, this.pos);
+    this.pos = next;
+    return record;
+  }
+  end(): void {
+    if (this.pos !== this.buf.length) throw new RangeError(`message has ${this.buf.length - this.pos} trailing bytes`);
+  }
+}
