@@ -98,6 +98,34 @@ export class Ring {
     return this.lists[lo === t.length ? 0 : lo]!;
   }
 
+  /**
+   * Every member in clockwise order from a key's position (the preference list first):
+   * where a sloppy-quorum write looks for fallbacks when replicas are down.
+   */
+  walkFrom(ns: string, key: Buffer): NodeId[] {
+    const position = this.position(ns, key);
+    const first = this.listAt(position);
+    const out = [...first];
+    if (out.length === this.members.length) return out;
+    const seen = new Set(out);
+    const t = this.tokens;
+    let lo = 0;
+    let hi = t.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (t[mid]! < position) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let j = 0; j < t.length && out.length < this.members.length; j++) {
+      const id = this.lists[(lo + j) % t.length]![0]!;
+      if (!seen.has(id)) {
+        seen.add(id);
+        out.push(id);
+      }
+    }
+    return out;
+  }
+
   /** Share of the ring each member owns as primary (sums to 1). */
   primaryShares(): Map<NodeId, number> {
     const shares = new Map<NodeId, number>(this.members.map((m) => [m.id, 0]));
