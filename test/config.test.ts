@@ -22,6 +22,11 @@ function configFile(content: unknown): string {
 /** The value of an option in a loaded config. */
 function valueOf(config: NodeConfig, opt: ConfigOption): unknown {
   if (opt.limit) return config.limits[opt.key as keyof Limits];
+  if (opt.key !== null && opt.key in config.cluster) {
+    const v = config.cluster[opt.key as keyof NodeConfig['cluster']];
+    // Seeds are a list in the config; the layers give them as comma-separated text.
+    return Array.isArray(v) ? v.join(',') : v;
+  }
   return config[opt.key as keyof NodeConfig];
 }
 
@@ -43,7 +48,7 @@ function layerValues(opt: ConfigOption): { file: unknown; text: [string, string]
     case 'port':
       return { file: 1001, text: ['1002', '1003'], expected: [1001, 1002, 1003] };
     case 'count': {
-      const base = opt.defaultValue as number;
+      const base = Math.max(opt.defaultValue as number, 3) + 2;
       return { file: base - 1, text: [String(base - 2), String(base - 3)], expected: [base - 1, base - 2, base - 3] };
     }
     case 'path':
@@ -54,6 +59,13 @@ function layerValues(opt: ConfigOption): { file: unknown; text: [string, string]
       return { file: 'commit', text: ['none', 'commit'], expected: ['commit', 'none', 'commit'] };
     case 'logLevel':
       return { file: 'debug', text: ['warn', 'trace'], expected: ['debug', 'warn', 'trace'] };
+    case 'text':
+      if (opt.key === 'seeds') return { file: 'a:1', text: ['b:2,c:3', 'dns:ragkv-peers:7380'], expected: ['a:1', 'b:2,c:3', 'dns:ragkv-peers:7380'] };
+      return { file: 'from-file', text: ['from-env', 'from-flag'], expected: ['from-file', 'from-env', 'from-flag'] };
+    case 'level':
+      return opt.defaultValue === 'ALL'
+        ? { file: 'ONE', text: ['quorum', 'ONE'], expected: ['ONE', 'QUORUM', 'ONE'] }
+        : { file: 'ALL', text: ['all', opt.defaultValue === 'ONE' ? 'QUORUM' : 'ONE'], expected: ['ALL', 'ALL', opt.defaultValue === 'ONE' ? 'QUORUM' : 'ONE'] };
     case 'configFile':
       throw new Error('not a layered value');
   }
@@ -71,6 +83,17 @@ describe('loadConfig defaults', () => {
       durability: 'fsync',
       logLevel: 'info',
       limits: { ...defaultLimits },
+      cluster: {
+        nodeId: '',
+        peerPort: 7380,
+        seeds: [],
+        clusterName: 'ragkv',
+        advertiseHost: '',
+        zone: '',
+        replicas: 3,
+        readConsistency: 'ONE',
+        writeConsistency: 'QUORUM',
+      },
     });
   });
 

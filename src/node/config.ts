@@ -7,10 +7,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultLimits, validateLimits, type Limits } from '../common/limits.js';
-import type { Durability, NodeConfig } from './node.js';
+import type { ClusterConfig, Durability, NodeConfig } from './node.js';
+import type { Level } from '../coordinator/api.js';
 
 /** How an option's text is parsed and checked. */
-export type OptionKind = 'path' | 'host' | 'port' | 'durability' | 'logLevel' | 'count' | 'configFile';
+export type OptionKind = 'path' | 'host' | 'port' | 'durability' | 'logLevel' | 'count' | 'configFile' | 'text' | 'level';
+
+/** Consistency levels accepted for `--read-consistency` / `--write-consistency`. */
+export const consistencyLevels: readonly Level[] = ['ONE', 'QUORUM', 'ALL'];
 
 export interface ConfigOption {
   /** Flag name without dashes, e.g. `resp-port`. */
@@ -90,6 +94,16 @@ export const configOptions: readonly ConfigOption[] = Object.freeze([
   option('durability', 'durability', 'durability', durabilityModes.join('|'), 'fsync',
     'when a write is acknowledged: fsync (flushed to disk), commit (committed, OS flushes later), none (fastest, may lose acknowledged writes on crash)'),
   option('log-level', 'logLevel', 'logLevel', '<level>', 'info', `log level: ${logLevels.join(', ')}`),
+  option('node-id', 'nodeId', 'text', '<id>', '', 'this member\'s id in a cluster; unset runs a single node'),
+  option('peer-port', 'peerPort', 'port', '<port>', 7380, 'internode (cluster) port; 0 picks a free port'),
+  option('seeds', 'seeds', 'text', '<host:port,...>', '',
+    'members to join through: peer addresses, or dns:<name>:<port> for a Kubernetes headless service'),
+  option('cluster-name', 'clusterName', 'text', '<name>', 'ragkv', 'members of other clusters are refused at the handshake'),
+  option('advertise-host', 'advertiseHost', 'text', '<addr>', '', 'address other members reach this one at (default: --host)'),
+  option('zone', 'zone', 'text', '<zone>', '', 'failure zone; replicas of a key go to distinct zones'),
+  option('replicas', 'replicas', 'count', '<n>', 3, 'replicas of each key (N)'),
+  option('read-consistency', 'readConsistency', 'level', consistencyLevels.join('|'), 'ONE', 'default replicas a read waits for'),
+  option('write-consistency', 'writeConsistency', 'level', consistencyLevels.join('|'), 'QUORUM', 'default replicas a write waits for'),
   ...(Object.keys(limitDescriptions) as (keyof Limits)[]).map((name) =>
     option(kebab(name), name, 'count', '<n>', defaultLimits[name], `limit: ${limitDescriptions[name]}`, true),
   ),
@@ -166,6 +180,13 @@ function checkString(opt: ConfigOption, text: string, source: Source, got: strin
     case 'logLevel':
       if (!logLevels.includes(text)) throw new ConfigError(`${source.label} must be one of ${logLevels.join(', ')}, ${got}`);
       return text;
+    case 'level': {
+      const upper = text.toUpperCase();
+      if (!(consistencyLevels as readonly string[]).includes(upper)) {
+        throw new ConfigError(`${source.label} must be one of ${consistencyLevels.join(', ')}, ${got}`);
+      }
+      return upper;
+    }
     case 'path':
     case 'configFile':
       return path.resolve(source.baseDir, text);
@@ -235,6 +256,31 @@ function readConfigFile(file: string): Map<ConfigOption, unknown> {
   return values;
 }
 
+/** The cluster part of the config; `nodeId` empty means a single node. */
+function clusterConfig(resolved: Map<string, Value>): ClusterConfig {
+  const seedsText = resolved.get('seeds') as string;
+  const seeds = seedsText
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);
+  for (const seed of seeds) {
+    if (!/^(dns:[^:]+:\d{1,5}|[^:,\s]+:\d{1,5})$/.test(seed)) {
+      throw new ConfigError(`seed '${seed}' must be host:port or dns:<name>:<port>`);
+    }
+  }
+  return {
+    nodeId: resolved.get('nodeId') as string,
+    peerPort: resolved.get('peerPort') as number,
+    seeds,
+    clusterName: resolved.get('clusterName') as string,
+    advertiseHost: resolved.get('advertiseHost') as string,
+    zone: resolved.get('zone') as string,
+    replicas: resolved.get('replicas') as number,
+    readConsistency: resolved.get('readConsistency') as Level,
+    writeConsistency: resolved.get('writeConsistency') as Level,
+  };
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -298,6 +344,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     adminPort: resolved.get('adminPort') as number,
     durability: resolved.get('durability') as Durability,
     logLevel: resolved.get('logLevel') as string,
+    cluster: clusterConfig(resolved),
     limits,
   };
 }

@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { Limits } from '../common/limits.js';
+import type { Level } from '../coordinator/api.js';
 import { openLocalKv } from '../coordinator/index.js';
 import { startGrpcServer, type GrpcServer } from '../server/grpc/index.js';
 import { startRespServer, type RespServer } from '../server/resp/index.js';
@@ -12,6 +13,20 @@ import { createLogger, type Logger } from './logger.js';
 import { acquireDataDirLock } from './lock.js';
 
 export type Durability = 'fsync' | 'commit' | 'none';
+
+/** Cluster membership and replication settings; `nodeId` empty means a single node. */
+export interface ClusterConfig {
+  nodeId: string;
+  peerPort: number;
+  /** `host:port` peer addresses, or `dns:<name>:<port>` for a headless service. */
+  seeds: string[];
+  clusterName: string;
+  advertiseHost: string;
+  zone: string;
+  replicas: number;
+  readConsistency: Level;
+  writeConsistency: Level;
+}
 
 export interface NodeConfig {
   dataDir: string;
@@ -22,6 +37,7 @@ export interface NodeConfig {
   durability: Durability;
   logLevel: string;
   limits: Limits;
+  cluster: ClusterConfig;
 }
 
 export interface RunningNode {
