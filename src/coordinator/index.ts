@@ -1,12 +1,18 @@
 /** One request -> replicas. On a single node: validation, versions and local storage. */
 import type { Limits } from '../common/limits.js';
 import { makeLimits } from '../common/limits.js';
-import { type Durability, openStore } from '../storage/lmdb-store.js';
+import { type Durability, type LmdbStore, openStore } from '../storage/lmdb-store.js';
 import type { Clock } from '../storage/hlc.js';
 import { LocalCoordinator } from './local.js';
 
 export type * from './api.js';
 export { LocalCoordinator, type LocalCoordinatorOptions } from './local.js';
+export { ClusterCoordinator, type ClusterCoordinatorOptions, type ClusterView, required } from './cluster.js';
+export { LmdbReplicaStore } from './lmdb-replica-store.js';
+export { MemoryReplicaStore } from './memory-replica-store.js';
+export { ReplicaService } from './replica.js';
+export { HintReplayer } from './hints.js';
+export type { ReplicaStore, ApplyItem, ApplyResult } from './replica-store.js';
 
 export interface LocalKvOptions {
   path: string;
@@ -16,14 +22,16 @@ export interface LocalKvOptions {
 }
 
 /** Opens storage at `path` and a coordinator over it: the whole single-node engine. */
-export async function openLocalKv(options: LocalKvOptions): Promise<{ kv: LocalCoordinator; close(): Promise<void> }> {
+export async function openLocalKv(options: LocalKvOptions): Promise<{ kv: LocalCoordinator; store: LmdbStore; close(): Promise<void> }> {
   const limits = makeLimits(options.limits);
   const store = openStore({
     path: options.path,
     durability: options.durability ?? 'fsync',
     writeQueueMax: limits.writeQueueMax,
     namespacesMax: limits.namespacesMax,
+    hintsMax: limits.hintsMax,
+    hintBytesMax: limits.hintBytesMax,
   });
   const kv = new LocalCoordinator(store, { limits, ...(options.clock ? { clock: options.clock } : {}) });
-  return { kv, close: () => store.close() };
+  return { kv, store, close: () => store.close() };
 }

@@ -11,6 +11,8 @@ import { startRespServer, type RespServer } from '../server/resp/index.js';
 import { createMetrics, startAdminServer, type AdminServer } from '../server/admin/index.js';
 import { createLogger, type Logger } from './logger.js';
 import { acquireDataDirLock } from './lock.js';
+import { startClusterMember, type ClusterMember } from './cluster-member.js';
+import type { KvApi } from '../coordinator/api.js';
 
 export type Durability = 'fsync' | 'commit' | 'none';
 
@@ -42,8 +44,8 @@ export interface NodeConfig {
 
 export interface RunningNode {
   config: NodeConfig;
-  /** Ports actually bound (differ from config when config asked for port 0). */
-  ports: { resp: number; grpc: number; admin: number };
+  /** Ports actually bound (differ from config when config asked for port 0); peer is 0 on a single node. */
+  ports: { resp: number; grpc: number; admin: number; peer: number };
   /** Stops accepting, drains, closes storage. */
   close(): Promise<void>;
 }
@@ -58,8 +60,9 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   const lock = acquireDataDirLock(config.dataDir);
   const startedAt = Date.now();
   const engine = await openLocalKv({ path: config.dataDir, limits: config.limits, durability: config.durability });
-  const kv = engine.kv;
-  const metrics = createMetrics({ storageStats: () => kv.stats() });
+  const local = engine.kv;
+  const metrics = createMetrics({ storageStats: () => local.stats() });
+  let member: ClusterMember | undefined;
   let ready = false;
   let closing = false;
   let resp: RespServer | undefined;
@@ -69,7 +72,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   const sweeper = setInterval(() => {
     if (sweeping || closing) return;
     sweeping = true;
-    kv.sweepExpired(sweepKeysMax)
+    local.sweepExpired(sweepKeysMax)
       .catch((err: unknown) => logger.warn({ err }, 'expiry sweep failed'))
       .finally(() => (sweeping = false));
   }, sweepIntervalMs);
@@ -81,6 +84,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
     ready = false;
     clearInterval(sweeper);
     await Promise.allSettled([resp?.close(), grpc?.close()]);
+    await member?.close();
     await admin?.close();
     await engine.close();
     lock.release();
@@ -88,6 +92,18 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   };
 
   try {
+    let kv: KvApi = local;
+    if (config.cluster.nodeId) {
+      member = await startClusterMember({
+        config: config.cluster,
+        host: config.host,
+        limits: config.limits,
+        store: engine.store,
+        localReads: local,
+        logger,
+      });
+      kv = member.kv;
+    }
     grpc = await startGrpcServer({ kv, limits: config.limits, host: config.host, port: config.grpcPort, logger, metrics });
     resp = await startRespServer({
       kv,
@@ -97,7 +113,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       logger,
       metrics,
       info: () => {
-        const s = kv.stats();
+        const s = local.stats();
         return {
           uptime_in_seconds: Math.floor((Date.now() - startedAt) / 1000),
           ragkv_durability: config.durability,
@@ -114,13 +130,23 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       logger,
       health: () => true,
       ready: () => (ready ? true : { ready: false, reason: closing ? 'shutting down' : 'starting' }),
+      routes: {
+        '/cluster': () => ({
+          status: 200,
+          contentType: 'application/json; charset=utf-8',
+          body: JSON.stringify(member ? member.describe() : { self: null, members: [], note: 'single node (no --node-id)' }, null, 2) + '\n',
+        }),
+      },
     });
   } catch (err) {
     await close();
     throw err;
   }
   ready = true;
-  const ports = { resp: resp.port, grpc: grpc.port, admin: admin.port };
-  logger.info({ ...ports, host: config.host, dataDir: config.dataDir, durability: config.durability }, 'listening');
+  const ports = { resp: resp.port, grpc: grpc.port, admin: admin.port, peer: member?.peerPort ?? 0 };
+  logger.info(
+    { ...ports, host: config.host, dataDir: config.dataDir, durability: config.durability, ...(config.cluster.nodeId ? { nodeId: config.cluster.nodeId } : {}) },
+    'listening',
+  );
   return { config, ports, close };
 }

@@ -1,0 +1,61 @@
+/**
+ * What the coordinator sees of membership: a ring over every member that has not left (a
+ * crashed member keeps its ranges, Dynamo-style, so keys do not move when a node fails:
+ * its writes go to fallbacks with hints until it returns), and liveness for routing.
+ */
+import type { Swim, MemberView } from './membership/index.js';
+import { Ring } from './ring.js';
+import type { NodeId } from './transport.js';
+
+export class MembershipView {
+  private current: Ring;
+  private memberKey = '';
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly swim: Swim,
+    private readonly self: NodeId,
+    private readonly replicas: number,
+    private readonly vnodes?: number,
+  ) {
+    this.current = this.build();
+    this.unsubscribe = swim.on('change', () => {
+      this.current = this.build();
+    });
+  }
+
+  private ringMembers(): MemberView[] {
+    return this.swim.members().filter((m) => m.status !== 'left');
+  }
+
+  private build(): Ring {
+    const members = this.ringMembers();
+    const key = members.map((m) => `${m.id}@${m.zone}`).sort().join(',');
+    if (key === this.memberKey && this.current) return this.current;
+    this.memberKey = key;
+    return new Ring(
+      members.map((m) => (m.zone ? { id: m.id, zone: m.zone } : { id: m.id })),
+      { replicas: this.replicas, ...(this.vnodes ? { vnodes: this.vnodes } : {}) },
+    );
+  }
+
+  ring(): Ring {
+    return this.current;
+  }
+
+  isAlive(id: NodeId): boolean {
+    if (id === this.self) return true;
+    return this.swim.member(id)?.status === 'alive';
+  }
+
+  aliveMembers(): NodeId[] {
+    return this.swim
+      .members()
+      .filter((m) => m.id === this.self || m.status === 'alive')
+      .map((m) => m.id);
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Cluster mode of a node: TCP transport, SWIM membership, the replica service, hint replay
+ * and the cluster coordinator over this node's LMDB store. Built by node.ts when a node id
+ * is configured; everything here is wiring of the pure cores to real time and sockets.
+ */
+import { randomBytes } from 'node:crypto';
+import { systemClock, type Timer } from '../common/clock.js';
+import type { Limits } from '../common/limits.js';
+import { Random } from '../common/random.js';
+import { createTcpTransport, type TcpTransport } from '../cluster/tcp-transport.js';
+import { Swim } from '../cluster/membership/index.js';
+import { MembershipView } from '../cluster/membership-view.js';
+import type { KvApi } from '../coordinator/api.js';
+import { ClusterCoordinator } from '../coordinator/cluster.js';
+import { HintReplayer } from '../coordinator/hints.js';
+import { LmdbReplicaStore } from '../coordinator/lmdb-replica-store.js';
+import { ReplicaService } from '../coordinator/replica.js';
+import type { LmdbStore } from '../storage/lmdb-store.js';
+import type { Logger } from './logger.js';
+import type { ClusterConfig } from './node.js';
+import { resolveSeeds } from './seeds.js';
+
+export interface ClusterMember {
+  kv: ClusterCoordinator;
+  peerPort: number;
+  /** JSON for the admin port's /cluster. */
+  describe(): unknown;
+  close(): Promise<void>;
+}
+
+const joinRetryMs = 1000;
+
+export async function startClusterMember(options: {
+  config: ClusterConfig;
+  host: string;
+  limits: Limits;
+  store: LmdbStore;
+  localReads: KvApi;
+  logger: Logger;
+}): Promise<ClusterMember> {
+  const { config, limits, logger } = options;
+  const random = new Random(randomBytes(4).readUInt32BE(0));
+  const transport: TcpTransport = await createTcpTransport({
+    self: config.nodeId,
+    cluster: config.clusterName,
+    host: options.host,
+    port: config.peerPort,
+    limits,
+    clock: systemClock,
+    random,
+    logger,
+  });
+  const address = `${config.advertiseHost || options.host}:${transport.port}`;
+  const swim = new Swim({
+    self: { id: config.nodeId, address, zone: config.zone },
+    transport,
+    clock: systemClock,
+    random,
+    seeds: () => resolveSeeds(config.seeds),
+  });
+  const view = new MembershipView(swim, config.nodeId, config.replicas);
+  const replicaStore = new LmdbReplicaStore(options.store);
+  new ReplicaService(replicaStore, systemClock, transport);
+  const kv = new ClusterCoordinator({
+    self: config.nodeId,
+    transport,
+    clock: systemClock,
+    random,
+    store: replicaStore,
+    view,
+    limits,
+    consistency: { read: config.readConsistency, write: config.writeConsistency },
+    localReads: options.localReads,
+  });
+  const hints = new HintReplayer(replicaStore, transport, systemClock, {
+    intervalMs: 500,
+    batchMax: 256,
+    timeoutMs: 5000,
+    isAlive: (id) => view.isAlive(id),
+  });
+  swim.on('change', (e) => logger.info({ member: e.member.id, status: e.member.status, event: e.type }, 'membership'));
+  swim.start();
+  hints.start();
+
+  // Join through the seeds, and keep trying while this node knows no other member
+  // (seeds that start at the same moment miss each other's first attempt).
+  let joinTimer: Timer | null = null;
+  let closed = false;
+  const tryJoin = async () => {
+    if (closed) return;
+    const answered = config.seeds.length ? await swim.join().catch(() => 0) : 0;
+    if (closed) return;
+    if (answered > 0) logger.info({ answered }, 'joined the cluster');
+    if (config.seeds.length && swim.members().filter((m) => m.status !== 'left').length < 2) {
+      joinTimer = systemClock.setTimer(joinRetryMs, () => void tryJoin());
+    }
+  };
+  await tryJoin();
+
+  return {
+    kv,
+    peerPort: transport.port,
+    describe: () => {
+      const ring = view.ring();
+      const primary = ring.primaryShares();
+      const replica = ring.replicaShares();
+      return {
+        self: config.nodeId,
+        cluster: config.clusterName,
+        replicas: config.replicas,
+        consistency: { read: config.readConsistency, write: config.writeConsistency },
+        members: swim.members().map((m) => ({
+          id: m.id,
+          address: m.address,
+          zone: m.zone,
+          status: m.status,
+          incarnation: m.incarnation,
+          primaryShare: Number((primary.get(m.id) ?? 0).toFixed(4)),
+          replicaShare: Number((replica.get(m.id) ?? 0).toFixed(4)),
+        })),
+        hints: { pending: replicaStore.hintCount(), delivered: hints.delivered },
+        coordinator: kv.counters,
+        transport: transport.stats(),
+        membership: { ...swim.stats },
+      };
+    },
+    close: async () => {
+      closed = true;
+      joinTimer?.cancel();
+      hints.stop();
+      await swim.leave().catch(() => {});
+      swim.stop();
+      view.close();
+      await transport.close();
+    },
+  };
+}
