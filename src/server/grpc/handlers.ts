@@ -76,9 +76,15 @@ function pairsOf(pairs: KvPairMessage[], limits: Limits): KvPair[] {
 /** Builds the RawKV service implementation over a KvApi. */
 export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplementation {
   const { kv, limits } = context;
+  // One view per level, made once: a request naming a level must not allocate for it.
+  const byLevel = new Map<string, KvApi>(
+    (['ONE', 'QUORUM', 'ALL'] as const).map((level) => [level, kv.withConsistency({ read: level, write: level })]),
+  );
+  const kvOf = (request: { consistency?: string }): KvApi =>
+    (request.consistency && byLevel.get(request.consistency)) || kv;
   const handlers: { [M in RawKvMethod]: handleUnaryCall<Request<M>, Response<M>> } = {
     RawGet: unary('RawGet', context, async (request) => {
-      const value = await kv.get(namespaceOf(request.cf, limits), checkKey(bytesOf(request.key), limits));
+      const value = await kvOf(request).get(namespaceOf(request.cf, limits), checkKey(bytesOf(request.key), limits));
       return value === null ? { value: emptyBuffer, not_found: true } : { value, not_found: false };
     }),
 
@@ -87,13 +93,13 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       const key = checkKey(bytesOf(request.key), limits);
       const value = checkValue(bytesOf(request.value), limits);
       const ttlMs = checkTtlMs(request.ttl_ms);
-      await kv.set(ns, key, value, ttlMs > 0 ? { ttlMs } : {});
+      await kvOf(request).set(ns, key, value, ttlMs > 0 ? { ttlMs } : {});
       return {};
     }),
 
     RawDelete: unary('RawDelete', context, async (request) => {
       const ns = namespaceOf(request.cf, limits);
-      const existed = await kv.del(ns, [checkKey(bytesOf(request.key), limits)]);
+      const existed = await kvOf(request).del(ns, [checkKey(bytesOf(request.key), limits)]);
       return { deleted: existed > 0 };
     }),
 
@@ -104,7 +110,7 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       const end = bytesOf(request.end_key);
       checkRange(start, end, limits);
       const keyOnly = request.key_only;
-      const pairs = await kv.range(ns, { start, end, limit, keyOnly, reverse: request.reverse });
+      const pairs = await kvOf(request).range(ns, { start, end, limit, keyOnly, reverse: request.reverse });
       return { kvs: keyOnly ? pairs.map((pair) => ({ key: pair.key, value: emptyBuffer })) : pairs };
     }),
 
@@ -112,7 +118,7 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       const ns = namespaceOf(request.cf, limits);
       checkBatch(request.keys.length, limits);
       const keys = request.keys.map((key, index) => checkKey(bytesOf(key), limits, `keys[${index}]`));
-      const values = await kv.getMany(ns, keys);
+      const values = await kvOf(request).getMany(ns, keys);
       const pairs: KvPairMessage[] = [];
       values.forEach((value, index) => {
         if (value !== null) pairs.push({ key: keys[index]!, value });
@@ -124,20 +130,20 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       const ns = namespaceOf(request.cf, limits);
       const pairs = pairsOf(request.pairs, limits);
       const ttlMs = checkTtlMs(request.ttl_ms);
-      await kv.setMany(ns, pairs, ttlMs > 0 ? { ttlMs } : {});
+      await kvOf(request).setMany(ns, pairs, ttlMs > 0 ? { ttlMs } : {});
       return {};
     }),
 
     RawAppend: unary('RawAppend', context, async (request) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
-      const newSize = await kv.append(ns, key, checkValue(bytesOf(request.value), limits));
+      const newSize = await kvOf(request).append(ns, key, checkValue(bytesOf(request.value), limits));
       return { new_size: newSize };
     }),
 
     RawBatchAppend: unary('RawBatchAppend', context, async (request) => {
       const ns = namespaceOf(request.cf, limits);
-      const newSizes = await kv.appendMany(ns, pairsOf(request.pairs, limits));
+      const newSizes = await kvOf(request).appendMany(ns, pairsOf(request.pairs, limits));
       return { new_sizes: newSizes };
     }),
 
@@ -149,7 +155,7 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
         throw invalidArgument('end_key must not be empty (a delete range needs an upper bound)');
       }
       checkRange(start, end, limits);
-      return { deleted: await kv.deleteRange(ns, start, end) };
+      return { deleted: await kvOf(request).deleteRange(ns, start, end) };
     }),
   };
   return handlers as unknown as UntypedServiceImplementation;

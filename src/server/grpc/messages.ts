@@ -4,6 +4,9 @@
  * The .proto file (proto/ragkv/v1/rawkv.proto) is the source of truth; keep these in step.
  */
 
+/** Consistency enum values as proto-loader decodes them (enums: String). */
+export type ConsistencyName = 'CONSISTENCY_DEFAULT' | 'ONE' | 'QUORUM' | 'ALL';
+
 export interface KvPairMessage {
   key: Buffer;
   value: Buffer;
@@ -11,6 +14,7 @@ export interface KvPairMessage {
 
 export interface RawGetRequest {
   cf: string;
+  consistency?: ConsistencyName;
   key: Buffer;
 }
 export interface RawGetResponse {
@@ -20,6 +24,7 @@ export interface RawGetResponse {
 
 export interface RawPutRequest {
   cf: string;
+  consistency?: ConsistencyName;
   key: Buffer;
   value: Buffer;
   ttl_ms: number;
@@ -28,6 +33,7 @@ export type RawPutResponse = Record<string, never>;
 
 export interface RawDeleteRequest {
   cf: string;
+  consistency?: ConsistencyName;
   key: Buffer;
 }
 export interface RawDeleteResponse {
@@ -36,6 +42,7 @@ export interface RawDeleteResponse {
 
 export interface RawScanRequest {
   cf: string;
+  consistency?: ConsistencyName;
   start_key: Buffer;
   end_key: Buffer;
   limit: number;
@@ -48,6 +55,7 @@ export interface RawScanResponse {
 
 export interface RawBatchGetRequest {
   cf: string;
+  consistency?: ConsistencyName;
   keys: Buffer[];
 }
 export interface RawBatchGetResponse {
@@ -56,6 +64,7 @@ export interface RawBatchGetResponse {
 
 export interface RawBatchPutRequest {
   cf: string;
+  consistency?: ConsistencyName;
   pairs: KvPairMessage[];
   ttl_ms: number;
 }
@@ -63,6 +72,7 @@ export type RawBatchPutResponse = Record<string, never>;
 
 export interface RawAppendRequest {
   cf: string;
+  consistency?: ConsistencyName;
   key: Buffer;
   value: Buffer;
 }
@@ -72,6 +82,7 @@ export interface RawAppendResponse {
 
 export interface RawBatchAppendRequest {
   cf: string;
+  consistency?: ConsistencyName;
   pairs: KvPairMessage[];
 }
 export interface RawBatchAppendResponse {
@@ -80,6 +91,7 @@ export interface RawBatchAppendResponse {
 
 export interface RawDeleteRangeRequest {
   cf: string;
+  consistency?: ConsistencyName;
   start_key: Buffer;
   end_key: Buffer;
 }

@@ -4,7 +4,7 @@
  * (reads) or hands a promise to `c.defer` (writes); errors go through `c.fail`, which keeps
  * them in command order behind writes still in flight.
  */
-import type { ExpireCondition, KvPair, MaybePromise, ScanPage, SetOptions, SetResult } from '../../coordinator/api.js';
+import type { Consistency, ExpireCondition, KvPair, MaybePromise, ScanPage, SetOptions, SetResult } from '../../coordinator/api.js';
 import type { Connection, Encoder } from './connection.js';
 import { databaseCount, redisVersion } from './databases.js';
 import { infoText } from './info.js';
@@ -648,6 +648,39 @@ export function globMatch(pattern: string, s: string): boolean {
   return p === pattern.length;
 }
 
+/**
+ * RAGKV.CONSISTENCY [READ ONE|QUORUM|ALL] [WRITE ONE|QUORUM|ALL]: sets how many replicas
+ * this connection's reads and writes wait for; replies the levels in force either way.
+ */
+function consistency(c: Connection, args: Buffer[]): void {
+  const next: Partial<Consistency> = { ...c.consistency };
+  for (let i = 1; i < args.length; i += 2) {
+    const which = args[i]!;
+    const levelArg = args[i + 1];
+    if (levelArg === undefined) {
+      c.fail(errors.syntax);
+      return;
+    }
+    const level = eqi(levelArg, 'one') ? 'ONE' : eqi(levelArg, 'quorum') ? 'QUORUM' : eqi(levelArg, 'all') ? 'ALL' : null;
+    if (level === null) {
+      c.fail(`ERR consistency level must be ONE, QUORUM or ALL, got '${levelArg.toString('latin1').slice(0, 32)}'`);
+      return;
+    }
+    if (eqi(which, 'read')) next.read = level;
+    else if (eqi(which, 'write')) next.write = level;
+    else {
+      c.fail(errors.syntax);
+      return;
+    }
+  }
+  if (args.length > 1) c.setConsistency(next);
+  c.w.arrayHeader(4);
+  c.w.bulkString('read');
+  c.w.bulkString(next.read ?? 'default');
+  c.w.bulkString('write');
+  c.w.bulkString(next.write ?? 'default');
+}
+
 function info(c: Connection, args: Buffer[]): void {
   const sections: string[] = [];
   for (let i = 1; i < args.length; i++) sections.push(args[i]!.toString('latin1').toLowerCase());
@@ -708,6 +741,7 @@ const defs: Record<string, Def> = {
   config: { arity: -2, flags: ['admin', 'noscript', 'loading', 'stale'], run: config },
   quit: { arity: -1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: quit },
   reset: { arity: 1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: reset },
+  'ragkv.consistency': { arity: -1, flags: ['fast'], run: consistency },
 };
 
 /** Every command, in table order. */
@@ -733,6 +767,9 @@ function hashName(bytes: Buffer): number {
   return h >>> 0;
 }
 
+/** Longest command name in the table (module names like `ragkv.consistency` included). */
+const commandNameBytesMax = Math.max(...commandTable.map((c) => c.name.length));
+
 const byHash = new Map<number, CommandSpec>();
 for (const spec of commandTable) {
   const h = hashName(Buffer.from(spec.name));
@@ -742,7 +779,7 @@ for (const spec of commandTable) {
 
 /** The command named by `name` (any ASCII case), or undefined. Allocates nothing. */
 export function lookupCommand(name: Buffer): CommandSpec | undefined {
-  if (name.length > 16) return undefined;
+  if (name.length > commandNameBytesMax) return undefined;
   const spec = byHash.get(hashName(name));
   return spec !== undefined && eqi(name, spec.name) ? spec : undefined;
 }

@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { KvError } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
-import type { KvApi } from '../../coordinator/api.js';
+import type { Consistency, KvApi } from '../../coordinator/api.js';
 import { type CommandSpec, arityError, lookupCommand, unknownCommandError } from './commands.js';
 import type { ClientView, ServerContext } from './context.js';
 import { namespaceOfDb } from './databases.js';
@@ -54,7 +54,10 @@ export function errorLine(e: KvError): string {
 export class Connection implements ClientView {
   readonly id: number;
   readonly server: ServerContext;
-  readonly kv: KvApi;
+  /** The store as this connection sees it: the server's, at this connection's consistency. */
+  kv: KvApi;
+  /** Levels set by RAGKV.CONSISTENCY; unset ones are the node's defaults. */
+  consistency: Partial<Consistency> = {};
   readonly limits: Limits;
   /** The output of the current batch; handlers write replies here. */
   readonly w = new ReplyWriter();
@@ -149,6 +152,13 @@ export class Connection implements ClientView {
     this.w.resp3 = false;
     this.select(0);
     this.name = null;
+    this.setConsistency({});
+  }
+
+  /** RAGKV.CONSISTENCY: reads and writes of this connection wait for these levels. */
+  setConsistency(levels: Partial<Consistency>): void {
+    this.consistency = levels;
+    this.kv = levels.read || levels.write ? this.server.kv.withConsistency(levels) : this.server.kv;
   }
 
   /** One line of CLIENT LIST / CLIENT INFO. */
