@@ -144,3 +144,34 @@ test('multi-key and counting commands across replicas: MGET order, DEL counts, H
   assert.deepEqual(seen, [...seen].sort());
   c.stop();
 });
+
+test('concurrent appenders on both sides of a partition: after healing every acknowledged append is there, once', async () => {
+  const c = cluster(5, 7);
+  const key = b('posting:{7}');
+  const sideA = ['n1', 'n2'];
+  const sideB = ['n3', 'n4', 'n5'];
+  c.net.partition(sideA, sideB);
+  const acked: string[] = [];
+  const writers = [...sideA, ...sideB].map(async (id, w) => {
+    for (let i = 0; i < 20; i++) {
+      const token = `<${id}.${i}>`;
+      try {
+        await c.nodes.get(id)!.kv.append('default', key, b(token));
+        acked.push(token);
+      } catch {
+        // not acknowledged: may or may not survive
+      }
+      await new Promise<void>((r) => c.clock.setTimer(3 + w, r));
+    }
+  });
+  await c.run(Promise.all(writers));
+  const fromA = acked.filter((t) => t.startsWith('<n1') || t.startsWith('<n2')).length;
+  const fromB = acked.length - fromA;
+  assert.ok(fromA > 0 && fromB > 0, `both sides acknowledged appends (A ${fromA}, B ${fromB})`);
+  c.net.heal();
+  const value = String(await c.run(c.nodes.get('n1')!.kv.withConsistency({ read: 'ALL' }).get('default', key)));
+  const tokens: string[] = value.match(/<n\d\.\d+>/g) ?? [];
+  assert.equal(new Set(tokens).size, tokens.length, 'no append applied twice');
+  for (const t of acked) assert.ok(tokens.includes(t), `acknowledged append ${t} survived the partition`);
+  c.stop();
+});
