@@ -169,7 +169,10 @@ export class ClusterCoordinator implements KvApi {
           add(fb, r, i);
           this.counters.sloppyWrites++;
         } else {
+          // No member left to hold it: this coordinator keeps the hint, so the owner still
+          // gets the write when it is back (it does not count toward the level).
           perItem[i]!.failures.push(`${r}: down, no fallback member`);
+          this.storeHint(r, [it]);
         }
       }
     });
@@ -217,8 +220,10 @@ export class ClusterCoordinator implements KvApi {
             (err: unknown) => {
               const why = `${node}: ${err instanceof Error ? err.message : String(err)}`;
               idx.forEach((i) => perItem[i]!.failures.push(why));
-              // The owner missed this write: keep a hint here so it catches up when back.
-              if (!hintFor && node !== this.self) this.storeHint(node, batch);
+              // The owner missed this write (directly, or through the fallback that was to
+              // hold its hint): keep a hint here so it catches up when back.
+              const owner = hintFor || node;
+              if (owner !== this.self) this.storeHint(owner, batch);
               outstanding--;
               check();
             },

@@ -225,9 +225,23 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   for (const id of ids) restart(id);
   const healedAt = clock.nowMs();
   const violations: string[] = [];
-  // Hints first: every node empties its hint store.
+  // Requests still in flight settle first (their failures create hints), then every node
+  // empties its hint store.
+  await clock.runFor(1000);
   await clock.runUntilTrue(() => ids.every((id) => nodes.get(id)!.store.hintCount() === 0), 30_000);
   for (const id of ids) if (nodes.get(id)!.store.hintCount() > 0) violations.push(`${id} still holds ${nodes.get(id)!.store.hintCount()} hints after healing`);
+  // Hinted handoff alone must have brought every replica every acknowledged append: checked
+  // before any read, since a read at ALL would repair what hints failed to deliver.
+  for (const key of appendKeys) {
+    for (const id of ring.replicasFor(ns, key)) {
+      const r = nodes.get(id)!.store.read(ns, [key])[0];
+      const tokens = new Set<string>();
+      for (const seg of r?.appends ?? []) tokens.add(seg.bytes.toString());
+      for (const t of ackedAppends.get(key.toString()) ?? []) {
+        if (!tokens.has(t)) violations.push(`${key}: acknowledged append ${t} never reached replica ${id} (hints drained)`);
+      }
+    }
+  }
   // Then one read at ALL of every key repairs replicas that missed writes without a hint
   // (a coordinator that crashed before it could store one).
   const reader = nodes.get(ids[0]!)!.coordinator.withConsistency({ read: 'ALL' });
