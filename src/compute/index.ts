@@ -1,3 +1,18 @@
 /** Near-data operators a replica runs on its local records. */
 export { resolveByteRange } from './range.js';
 export { globMatch } from './glob.js';
+export {
+  encodeItemBatch,
+  encodeDeleteBatch,
+  parseSegments,
+  listShape,
+  ItemBatch,
+  type ElementType,
+  type ItemBatchInput,
+  type VectorItemInput,
+  VECTOR_DIM_MAX,
+  ITEM_ID_BYTES_MAX,
+  elementBytes,
+} from './vector-items.js';
+export { type Metric, parseMetric, distanceToScore, scoreSegments, measureKernelRate, syntheticBatch } from './vector-score.js';
+export { TopK, mergeTopK, checkK, SEARCH_K_MAX, type SearchHit, type KeyedHit } from './topk.js';

@@ -247,6 +247,24 @@ export class LmdbStore {
     return r;
   }
 
+  /**
+   * The value as the list of its stored pieces (base, appends, chunks of appends), in order,
+   * without joining them: near-data operators (vector search) read each piece in place.
+   * Null when the key holds no value.
+   */
+  valuePieces(nsId: number, key: Buffer, nowMs: number): Buffer[] | null {
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
+    if (raw === undefined || !headerHasValue(raw)) return null;
+    const at = headerExpireAt(raw);
+    if (at > 0 && nowMs > at) return null;
+    const inline = headerInline(raw);
+    if (inline) return [Buffer.from(inline)];
+    const prefix = ownerPrefix(nsId, key);
+    const pieces: Buffer[] = [];
+    for (const { value } of this.segments.getRange({ start: prefix, end: prefixEnd(prefix) })) pieces.push(entryPayload(value));
+    return pieces;
+  }
+
   /** Bytes [start, end) of the value, reading only the entries that overlap. */
   getValueRange(nsId: number, key: Buffer, start: number, end: number, nowMs: number): Buffer {
     const raw = this.records.get(recordKey(nsId, key));

@@ -1,0 +1,509 @@
+/**
+ * The vector item format: one APPEND of a batch of items is one self-describing segment, and a
+ * posting list is the concatenation of such segments (a record with no base, only appends).
+ * The layout lets a replica score vectors straight out of the value's bytes, without decoding
+ * or copying item by item.
+ *
+ * Batch layout (all integers little-endian; every block starts on a 4-byte boundary relative
+ * to the batch start, and every batch's length is a multiple of 4, so a concatenation keeps
+ * the alignment of its first byte):
+ *
+ * ```
+ *  0  u8   magic 0xA7
+ *  1  u8   format version (1)
+ *  2  u8   element type: float32=1 float16=2 int8=3 uint8=4 (0 in a delete batch)
+ *  3  u8   kind: items=1 deletes=2
+ *  4  u16  dim (0 in a delete batch)
+ *  6  u8   flags: bit 0 = payload block present
+ *  7  u8   reserved (0)
+ *  8  u32  count (items or deleted ids, >= 1)
+ * 12  u32  byte length of the whole batch, padding included
+ * 16  ids: u32 offsets[count + 1] (offsets[0] = 0, relative to the id bytes), then the id bytes
+ *     pad to 4
+ *     vectors (items only): count * dim elements, contiguous, item i at [i * dim, (i + 1) * dim)
+ *     pad to 4
+ *     payloads (if flagged): u32 offsets[count + 1], then the payload bytes
+ *     pad to 4
+ * ```
+ *
+ * A delete batch holds only ids: it deletes those ids appended in earlier batches of the same
+ * value; items appended after it are live again. To replace an item atomically, append one
+ * segment made of a delete batch followed by an item batch.
+ */
+
+import { KvError } from '../common/errors.js';
+
+/** First byte of every batch. */
+export const ITEM_BATCH_MAGIC = 0xa7;
+/** Format version this code writes and reads. */
+export const ITEM_BATCH_VERSION = 1;
+/** Largest vector dimension. */
+export const VECTOR_DIM_MAX = 4096;
+/** Largest item id, in bytes. */
+export const ITEM_ID_BYTES_MAX = 255;
+/** Fixed header size of a batch, in bytes. */
+export const ITEM_BATCH_HEADER_BYTES = 16;
+
+const FLAG_PAYLOAD = 1;
+const KIND_ITEMS = 1;
+const KIND_DELETES = 2;
+const U32_MAX = 0xffffffff;
+
+/** Element types of a vector, by name. */
+export type ElementType = 'float32' | 'float16' | 'int8' | 'uint8';
+/** Batch kinds, by name. */
+export type BatchKind = 'items' | 'deletes';
+
+/** Wire codes of the element types. */
+export const elementTypeCodes: Readonly<Record<ElementType, number>> = Object.freeze({ float32: 1, float16: 2, int8: 3, uint8: 4 });
+const elementTypeByCode: readonly (ElementType | undefined)[] = [undefined, 'float32', 'float16', 'int8', 'uint8'];
+/** Bytes per element of each type. */
+export const elementBytes: Readonly<Record<ElementType, number>> = Object.freeze({ float32: 4, float16: 2, int8: 1, uint8: 1 });
+
+/** A typed-array view over a batch's vectors; float16 elements are raw IEEE half bits. */
+export type VectorArray = Float32Array | Uint16Array | Int8Array | Uint8Array;
+
+/** One item to encode. */
+export interface VectorItemInput {
+  id: Buffer;
+  vector: ArrayLike<number>;
+  payload?: Buffer;
+}
+
+/** What `encodeItemBatch` takes. */
+export interface ItemBatchInput {
+  type: ElementType;
+  dim: number;
+  items: readonly VectorItemInput[];
+}
+
+const pad4 = (n: number): number => (n + 3) & ~3;
+
+// ---------------------------------------------------------------------------------------------
+// float16
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** Shifts `v` right by `s` (1..31) bits, rounding to nearest, ties to even. */
+function shiftRoundEven(v: number, s: number): number {
+  const q = v >>> s;
+  const rem = v & ((1 << s) - 1);
+  const half = 1 << (s - 1);
+  return rem > half || (rem === half && (q & 1) === 1) ? q + 1 : q;
+}
+
+/** IEEE 754 half bits nearest to `x` (round to nearest even; overflow gives infinity). */
+export function float16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const bits = u32Scratch[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  const mant = bits & 0x7fffff;
+  if (exp === 0xff) return mant === 0 ? sign | 0x7c00 : sign | 0x7e00;
+  const e = exp - 112; // rebias 127 -> 15
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    // Half subnormal (or zero): value / 2^-24, from the 24-bit significand.
+    if (e < -10) return sign;
+    return sign | shiftRoundEven(mant | 0x800000, 14 - e);
+  }
+  // A rounding carry out of the mantissa correctly bumps the exponent (up to infinity).
+  return sign | (((e << 10) | (mant >>> 13)) + (shiftRoundEven(mant, 13) - (mant >>> 13)));
+}
+
+function float16Value(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** Value of every half-precision bit pattern: scoring reads float16 through this table. */
+export const FLOAT16_TABLE: Float32Array = (() => {
+  const table = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) table[h] = float16Value(h);
+  return table;
+})();
+
+/** Largest finite float16 value. */
+export const FLOAT16_MAX = 65504;
+
+// ---------------------------------------------------------------------------------------------
+// encoding
+
+function checkId(id: unknown, what: string): Buffer {
+  if (!Buffer.isBuffer(id)) throw new RangeError(`${what}: id must be a Buffer`);
+  if (id.length < 1 || id.length > ITEM_ID_BYTES_MAX) {
+    throw new RangeError(`${what}: id is ${id.length} bytes, must be 1..${ITEM_ID_BYTES_MAX}`);
+  }
+  return id;
+}
+
+function writeHeader(out: Buffer, typeCode: number, kind: number, dim: number, flags: number, count: number): void {
+  out[0] = ITEM_BATCH_MAGIC;
+  out[1] = ITEM_BATCH_VERSION;
+  out[2] = typeCode;
+  out[3] = kind;
+  out.writeUInt16LE(dim, 4);
+  out[6] = flags;
+  out[7] = 0;
+  out.writeUInt32LE(count, 8);
+  out.writeUInt32LE(out.length, 12);
+}
+
+/** Writes offsets[count+1] then the concatenated bytes at `at`; returns the end offset. */
+function writeBlobs(out: Buffer, at: number, blobs: readonly Buffer[]): number {
+  let data = at + 4 * (blobs.length + 1);
+  let rel = 0;
+  out.writeUInt32LE(0, at);
+  for (let i = 0; i < blobs.length; i++) {
+    const b = blobs[i]!;
+    b.copy(out, data);
+    data += b.length;
+    rel += b.length;
+    out.writeUInt32LE(rel, at + 4 * (i + 1));
+  }
+  return data;
+}
+
+const blobsBytes = (blobs: readonly Buffer[]): number => 4 * (blobs.length + 1) + blobs.reduce((n, b) => n + b.length, 0);
+
+/**
+ * Encodes a batch of items into one segment; throws a RangeError naming the item index and the
+ * problem (dim 1..4096, at least one item, id 1..255 bytes, vector length = dim, int8/uint8
+ * integers in range, finite floats within the element type's range).
+ */
+export function encodeItemBatch(input: ItemBatchInput): Buffer {
+  const { type, dim, items } = input;
+  const typeCode = elementTypeCodes[type];
+  if (typeCode === undefined) throw new RangeError(`unknown element type '${String(type)}' (float32, float16, int8 or uint8)`);
+  if (!Number.isInteger(dim) || dim < 1 || dim > VECTOR_DIM_MAX) throw new RangeError(`dim must be an integer 1..${VECTOR_DIM_MAX}, got ${dim}`);
+  if (!Array.isArray(items) || items.length < 1) throw new RangeError('a batch must hold at least one item');
+  const count = items.length;
+  const ids: Buffer[] = new Array(count);
+  let hasPayload = false;
+  for (let i = 0; i < count; i++) {
+    const item = items[i]!;
+    ids[i] = checkId(item.id, `item ${i}`);
+    if (item.payload !== undefined) {
+      if (!Buffer.isBuffer(item.payload)) throw new RangeError(`item ${i}: payload must be a Buffer`);
+      hasPayload = true;
+    }
+    const v = item.vector;
+    if (v === null || typeof v !== 'object' || typeof v.length !== 'number') throw new RangeError(`item ${i}: vector must be an array of numbers`);
+    if (v.length !== dim) throw new RangeError(`item ${i}: vector has ${v.length} elements, dim is ${dim}`);
+  }
+  const payloads = hasPayload ? items.map((it) => it.payload ?? Buffer.alloc(0)) : [];
+
+  const idsAt = ITEM_BATCH_HEADER_BYTES;
+  const vectorsAt = pad4(idsAt + blobsBytes(ids));
+  const vectorBytes = count * dim * elementBytes[type];
+  const payloadAt = pad4(vectorsAt + vectorBytes);
+  const total = pad4(payloadAt + (hasPayload ? blobsBytes(payloads) : 0));
+  if (total > U32_MAX) throw new RangeError(`batch would be ${total} bytes, over the format's 4 GiB`);
+
+  const out = Buffer.alloc(total);
+  writeHeader(out, typeCode, KIND_ITEMS, dim, hasPayload ? FLAG_PAYLOAD : 0, count);
+  writeBlobs(out, idsAt, ids);
+  writeVectors(out, vectorsAt, type, dim, items);
+  if (hasPayload) writeBlobs(out, payloadAt, payloads);
+  return out;
+}
+
+function badElement(i: number, j: number, x: number, why: string): RangeError {
+  return new RangeError(`item ${i}: vector[${j}] = ${x} ${why}`);
+}
+
+function writeVectors(out: Buffer, at: number, type: ElementType, dim: number, items: readonly VectorItemInput[]): void {
+  for (let i = 0; i < items.length; i++) {
+    const v = items[i]!.vector;
+    const base = at + i * dim * elementBytes[type];
+    for (let j = 0; j < dim; j++) {
+      const x = v[j]!;
+      if (typeof x !== 'number' || !Number.isFinite(x)) throw badElement(i, j, x, 'is not a finite number');
+      switch (type) {
+        case 'float32': {
+          f32Scratch[0] = x;
+          if (!Number.isFinite(f32Scratch[0]!)) throw badElement(i, j, x, 'is outside the float32 range');
+          out.writeFloatLE(x, base + 4 * j);
+          break;
+        }
+        case 'float16': {
+          const h = float16Bits(x);
+          if ((h & 0x7c00) === 0x7c00) throw badElement(i, j, x, `is outside the float16 range (±${FLOAT16_MAX})`);
+          out.writeUInt16LE(h, base + 2 * j);
+          break;
+        }
+        case 'int8':
+          if (!Number.isInteger(x) || x < -128 || x > 127) throw badElement(i, j, x, 'is not an integer in -128..127');
+          out.writeInt8(x, base + j);
+          break;
+        case 'uint8':
+          if (!Number.isInteger(x) || x < 0 || x > 255) throw badElement(i, j, x, 'is not an integer in 0..255');
+          out[base + j] = x;
+          break;
+      }
+    }
+  }
+}
+
+/** Encodes a delete batch: these ids are deleted from the batches appended before it. */
+export function encodeDeleteBatch(ids: readonly Buffer[]): Buffer {
+  if (!Array.isArray(ids) || ids.length < 1) throw new RangeError('a delete batch must hold at least one id');
+  for (let i = 0; i < ids.length; i++) checkId(ids[i], `id ${i}`);
+  const total = pad4(ITEM_BATCH_HEADER_BYTES + blobsBytes(ids));
+  if (total > U32_MAX) throw new RangeError(`batch would be ${total} bytes, over the format's 4 GiB`);
+  const out = Buffer.alloc(total);
+  writeHeader(out, 0, KIND_DELETES, 0, 0, ids.length);
+  writeBlobs(out, ITEM_BATCH_HEADER_BYTES, ids);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// parsing
+
+/** A value that is not a posting list (or a corrupt one). */
+function notAList(at: number, why: string): KvError {
+  return new KvError('WRONG_TYPE', `value is not a vector posting list: batch at byte ${at}: ${why}`);
+}
+
+/**
+ * A view over one batch inside a value. `ids(i)` and `payload(i)` are Buffer views (no copy);
+ * `vectors` is a typed-array view over the value's memory when its bytes are aligned for the
+ * element type, otherwise (a value Buffer starting at an odd offset of its ArrayBuffer) one copy
+ * of this batch's vector block, made once at parse time (`vectorsCopied` says so).
+ */
+export class ItemBatch {
+  readonly kind: BatchKind;
+  /** Element type (items); a delete batch reports null. */
+  readonly type: ElementType | null;
+  readonly dim: number;
+  readonly count: number;
+  /** Offset of this batch inside the parsed value. */
+  readonly byteOffset: number;
+  readonly byteLength: number;
+  /** Item i's elements are `vectors[i * dim .. (i + 1) * dim)`; empty for a delete batch. */
+  readonly vectors: VectorArray;
+  readonly vectorsCopied: boolean;
+  readonly hasPayloads: boolean;
+  private readonly buf: Buffer;
+  private readonly idOffsetsAt: number;
+  private readonly idBytesAt: number;
+  private readonly payloadOffsetsAt: number;
+  private readonly payloadBytesAt: number;
+
+  /** Built by `parseSegments` after it has checked every bound. */
+  constructor(fields: {
+    kind: BatchKind;
+    type: ElementType | null;
+    dim: number;
+    count: number;
+    byteOffset: number;
+    byteLength: number;
+    vectors: VectorArray;
+    vectorsCopied: boolean;
+    buf: Buffer;
+    idOffsetsAt: number;
+    idBytesAt: number;
+    payloadOffsetsAt: number;
+    payloadBytesAt: number;
+  }) {
+    this.kind = fields.kind;
+    this.type = fields.type;
+    this.dim = fields.dim;
+    this.count = fields.count;
+    this.byteOffset = fields.byteOffset;
+    this.byteLength = fields.byteLength;
+    this.vectors = fields.vectors;
+    this.vectorsCopied = fields.vectorsCopied;
+    this.buf = fields.buf;
+    this.idOffsetsAt = fields.idOffsetsAt;
+    this.idBytesAt = fields.idBytesAt;
+    this.payloadOffsetsAt = fields.payloadOffsetsAt;
+    this.payloadBytesAt = fields.payloadBytesAt;
+    this.hasPayloads = fields.payloadOffsetsAt >= 0;
+  }
+
+  /** Item i's id, a view into the value. */
+  ids(i: number): Buffer {
+    const o = this.idOffsetsAt + 4 * i;
+    return this.buf.subarray(this.idBytesAt + this.buf.readUInt32LE(o), this.idBytesAt + this.buf.readUInt32LE(o + 4));
+  }
+
+  /** Item i's payload, a view into the value; null when the batch has no payloads. */
+  payload(i: number): Buffer | null {
+    if (this.payloadOffsetsAt < 0) return null;
+    const o = this.payloadOffsetsAt + 4 * i;
+    return this.buf.subarray(this.payloadBytesAt + this.buf.readUInt32LE(o), this.payloadBytesAt + this.buf.readUInt32LE(o + 4));
+  }
+
+  /** 32-bit FNV-1a hash of item i's id, computed in place (no allocation). */
+  idHash(i: number): number {
+    const o = this.idOffsetsAt + 4 * i;
+    const buf = this.buf;
+    const from = this.idBytesAt + buf.readUInt32LE(o);
+    const to = this.idBytesAt + buf.readUInt32LE(o + 4);
+    let h = 0x811c9dc5;
+    for (let p = from; p < to; p++) h = Math.imul(h ^ buf[p]!, 0x01000193);
+    return h >>> 0;
+  }
+
+  /** True when item i has a payload that starts with `prefix` (compared in place). */
+  payloadStartsWith(i: number, prefix: Buffer): boolean {
+    if (this.payloadOffsetsAt < 0) return false;
+    const o = this.payloadOffsetsAt + 4 * i;
+    const buf = this.buf;
+    const from = this.payloadBytesAt + buf.readUInt32LE(o);
+    const to = this.payloadBytesAt + buf.readUInt32LE(o + 4);
+    const n = prefix.length;
+    if (to - from < n) return false;
+    for (let j = 0; j < n; j++) if (buf[from + j] !== prefix[j]) return false;
+    return true;
+  }
+}
+
+/** 32-bit FNV-1a hash of a byte string; equals `ItemBatch.idHash` for the same bytes. */
+export function idHash(id: Buffer): number {
+  let h = 0x811c9dc5;
+  for (let p = 0; p < id.length; p++) h = Math.imul(h ^ id[p]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** Checks a u32 offsets table of `count + 1` entries at `at`: starts at 0, ascends, ends at `size`. */
+function checkOffsets(buf: Buffer, at: number, count: number, size: number, minEach: number, maxEach: number, start: number, what: string): void {
+  if (buf.readUInt32LE(at) !== 0) throw notAList(start, `${what} offsets do not start at 0`);
+  let prev = 0;
+  for (let i = 1; i <= count; i++) {
+    const off = buf.readUInt32LE(at + 4 * i);
+    if (off < prev + minEach || off - prev > maxEach) throw notAList(start, `${what} ${i - 1} has a bad length`);
+    prev = off;
+  }
+  if (prev !== size) throw notAList(start, `${what} offsets end at ${prev}, expected ${size}`);
+}
+
+function vectorView(buf: Buffer, at: number, type: ElementType, length: number): { vectors: VectorArray; copied: boolean } {
+  const abs = buf.byteOffset + at;
+  const width = elementBytes[type];
+  const aligned = abs % width === 0;
+  // Misaligned (only possible when the value's Buffer itself starts misaligned): copy once.
+  const source = aligned ? buf.buffer : buf.buffer.slice(abs, abs + length * width);
+  const offset = aligned ? abs : 0;
+  switch (type) {
+    case 'float32':
+      return { vectors: new Float32Array(source, offset, length), copied: !aligned };
+    case 'float16':
+      return { vectors: new Uint16Array(source, offset, length), copied: !aligned };
+    case 'int8':
+      return { vectors: new Int8Array(source, offset, length), copied: false };
+    case 'uint8':
+      return { vectors: new Uint8Array(source, offset, length), copied: false };
+  }
+}
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Parses a value made of concatenated batches into batch views, in append (version) order; an
+ * empty value is an empty list.
+ * Throws KvError WRONG_TYPE naming the offset and the problem when the bytes are not a
+ * posting list. Every length is checked against the value before it is used.
+ */
+export function parseSegments(value: Buffer): ItemBatch[] {
+  // Typed-array views read host order; the format is little-endian (so is every Node target).
+  if (!littleEndian) throw new Error('ragkv vector items need a little-endian host');
+  const batches: ItemBatch[] = [];
+  let at = 0;
+  while (at < value.length) {
+    const left = value.length - at;
+    if (left < ITEM_BATCH_HEADER_BYTES) throw notAList(at, `${left} trailing bytes, shorter than a batch header`);
+    if (value[at] !== ITEM_BATCH_MAGIC) throw notAList(at, `bad magic byte 0x${value[at]!.toString(16)}`);
+    if (value[at + 1] !== ITEM_BATCH_VERSION) throw notAList(at, `unsupported format version ${value[at + 1]}`);
+    const typeCode = value[at + 2]!;
+    const kindCode = value[at + 3]!;
+    const dim = value.readUInt16LE(at + 4);
+    const flags = value[at + 6]!;
+    const count = value.readUInt32LE(at + 8);
+    const length = value.readUInt32LE(at + 12);
+    if (length > left || length < ITEM_BATCH_HEADER_BYTES || length % 4 !== 0) throw notAList(at, `batch length ${length} does not fit the ${left} bytes left`);
+    if (count < 1) throw notAList(at, 'count is 0');
+    if ((flags & ~FLAG_PAYLOAD) !== 0 || value[at + 7] !== 0) throw notAList(at, 'unknown flags');
+    const end = at + length;
+    const idOffsetsAt = at + ITEM_BATCH_HEADER_BYTES;
+    // Bound count by the bytes present before walking any table.
+    if (count > (length - ITEM_BATCH_HEADER_BYTES) / 4 - 1) throw notAList(at, `count ${count} does not fit the batch`);
+    const idBytesAt = idOffsetsAt + 4 * (count + 1);
+    const idBytes = value.readUInt32LE(idOffsetsAt + 4 * count);
+    if (idBytes > end - idBytesAt) throw notAList(at, 'ids overrun the batch');
+    checkOffsets(value, idOffsetsAt, count, idBytes, 1, ITEM_ID_BYTES_MAX, at, 'id');
+    const idsEnd = pad4(idBytesAt + idBytes - at) + at;
+    let batch: ItemBatch;
+    if (kindCode === KIND_DELETES) {
+      if (typeCode !== 0 || dim !== 0 || flags !== 0) throw notAList(at, 'a delete batch has a type, dim or payloads');
+      if (idsEnd !== end) throw notAList(at, `delete batch length ${length} does not match its ids`);
+      batch = new ItemBatch({
+        kind: 'deletes', type: null, dim: 0, count, byteOffset: at, byteLength: length, vectors: new Float32Array(0),
+        vectorsCopied: false, buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt: -1, payloadBytesAt: -1,
+      });
+    } else if (kindCode === KIND_ITEMS) {
+      const type = elementTypeByCode[typeCode];
+      if (type === undefined) throw notAList(at, `unknown element type ${typeCode}`);
+      if (dim < 1 || dim > VECTOR_DIM_MAX) throw notAList(at, `dim ${dim} is outside 1..${VECTOR_DIM_MAX}`);
+      const vectorsAt = idsEnd;
+      const vectorBytes = count * dim * elementBytes[type];
+      if (vectorBytes > end - vectorsAt) throw notAList(at, 'vectors overrun the batch');
+      let payloadOffsetsAt = -1;
+      let payloadBytesAt = -1;
+      let blockEnd = pad4(vectorsAt + vectorBytes - at) + at;
+      if (flags & FLAG_PAYLOAD) {
+        payloadOffsetsAt = blockEnd;
+        payloadBytesAt = payloadOffsetsAt + 4 * (count + 1);
+        if (payloadBytesAt > end) throw notAList(at, 'payload offsets overrun the batch');
+        const payloadBytes = value.readUInt32LE(payloadOffsetsAt + 4 * count);
+        if (payloadBytes > end - payloadBytesAt) throw notAList(at, 'payloads overrun the batch');
+        checkOffsets(value, payloadOffsetsAt, count, payloadBytes, 0, U32_MAX, at, 'payload');
+        blockEnd = pad4(payloadBytesAt + payloadBytes - at) + at;
+      }
+      if (blockEnd !== end) throw notAList(at, `batch length ${length} does not match its blocks (${blockEnd - at})`);
+      const { vectors, copied } = vectorView(value, vectorsAt, type, count * dim);
+      batch = new ItemBatch({
+        kind: 'items', type, dim, count, byteOffset: at, byteLength: length, vectors, vectorsCopied: copied,
+        buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt, payloadBytesAt,
+      });
+    } else {
+      throw notAList(at, `unknown batch kind ${kindCode}`);
+    }
+    batches.push(batch);
+    at = end;
+  }
+  return batches;
+}
+
+/**
+ * The shape a posting list was declared with: its first item batch's {type, dim}, or null when
+ * it holds no items yet. Reads only batch headers (cheap on a long list); `parseSegments`
+ * does the full check. Throws KvError WRONG_TYPE when the headers are not a posting list.
+ */
+export function listShape(value: Buffer): { type: ElementType; dim: number } | null {
+  let at = 0;
+  if (value.length === 0) return null;
+  while (at < value.length) {
+    const left = value.length - at;
+    if (left < ITEM_BATCH_HEADER_BYTES) throw notAList(at, `${left} trailing bytes, shorter than a batch header`);
+    if (value[at] !== ITEM_BATCH_MAGIC) throw notAList(at, `bad magic byte 0x${value[at]!.toString(16)}`);
+    if (value[at + 1] !== ITEM_BATCH_VERSION) throw notAList(at, `unsupported format version ${value[at + 1]}`);
+    const length = value.readUInt32LE(at + 12);
+    if (length > left || length < ITEM_BATCH_HEADER_BYTES || length % 4 !== 0) throw notAList(at, `batch length ${length} does not fit the ${left} bytes left`);
+    if (value[at + 3] === KIND_ITEMS) {
+      const type = elementTypeByCode[value[at + 2]!];
+      const dim = value.readUInt16LE(at + 4);
+      if (type === undefined) throw notAList(at, `unknown element type ${value[at + 2]}`);
+      if (dim < 1 || dim > VECTOR_DIM_MAX) throw notAList(at, `dim ${dim} is outside 1..${VECTOR_DIM_MAX}`);
+      return { type, dim };
+    }
+    at += length;
+  }
+  return null;
+}
