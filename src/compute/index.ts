@@ -13,6 +13,18 @@ export {
   VECTOR_DIM_MAX,
   ITEM_ID_BYTES_MAX,
   elementBytes,
+  FLOAT16_TABLE,
+  alignedCopy,
+  float32FromBytes,
 } from './vector-items.js';
+export {
+  type VectorSearchRequest,
+  type VectorSearchResult,
+  type VectorHit,
+  type ListSource,
+  searchLists,
+  liveItems,
+  checkShape,
+} from './vector-search.js';
 export { type Metric, parseMetric, distanceToScore, scoreSegments, measureKernelRate, syntheticBatch } from './vector-score.js';
 export { TopK, mergeTopK, checkK, SEARCH_K_MAX, type SearchHit, type KeyedHit } from './topk.js';

@@ -507,3 +507,15 @@ export function listShape(value: Buffer): { type: ElementType; dim: number } | n
   }
   return null;
 }
+
+/** A copy of `bytes` in a fresh ArrayBuffer: aligned for any typed array, never Node's shared pool. */
+export function alignedCopy(bytes: Uint8Array): ArrayBuffer {
+  const out = new ArrayBuffer(bytes.length);
+  new Uint8Array(out).set(bytes);
+  return out;
+}
+
+/** float32 little-endian bytes as a Float32Array (a copy; length must be a multiple of 4). */
+export function float32FromBytes(bytes: Uint8Array): Float32Array {
+  return new Float32Array(alignedCopy(bytes), 0, bytes.length >>> 2);
+}

@@ -76,6 +76,17 @@ export interface KvPair {
   value: Buffer;
 }
 
+export type { VectorSearchRequest, VectorSearchResult, VectorHit } from '../compute/vector-search.js';
+import type { VectorSearchRequest, VectorSearchResult } from '../compute/vector-search.js';
+import type { ItemBatchInput } from '../compute/vector-items.js';
+
+/** One item of a posting list, as partial reads return it. */
+export interface VectorItem {
+  id: Buffer;
+  vector?: number[];
+  payload?: Buffer | null;
+}
+
 /** Receives a value without an intermediate copy (the RESP reply writer is one). */
 export interface ValueSink {
   /** `value` is a view valid only during this call; null when the key is absent. */
@@ -131,6 +142,20 @@ export interface KvApi {
   range(ns: string, options: RangeOptions): MaybePromise<KvPair[]>;
   /** Live keys held by this node (keys expired but not yet swept may be counted, as in Redis). */
   dbsize(ns: string): number;
+
+  // ---- near-data compute: vector posting lists ----
+  /** Appends a batch of vector items as one operation; returns the list's live item count. */
+  vadd(ns: string, key: Buffer, batch: ItemBatchInput): Promise<number>;
+  /** Deletes items by id (a tombstone search honours); returns the live item count. */
+  vdel(ns: string, key: Buffer, ids: Buffer[]): Promise<number>;
+  /** Live items of a list. */
+  vcard(ns: string, key: Buffer): MaybePromise<number>;
+  /** Items start..stop (inclusive, negative from the end, as LRANGE) of a list. */
+  vrange(ns: string, key: Buffer, start: number, stop: number, options?: { withVectors?: boolean; withPayloads?: boolean }): MaybePromise<VectorItem[]>;
+  /** The k nearest items over the lists, scored where the lists live. */
+  vsearch(ns: string, request: VectorSearchRequest): Promise<VectorSearchResult>;
+  /** Field projection over many keys: for each key, the named fields' values. */
+  hmgetMany(ns: string, keys: Buffer[], fields: Buffer[]): MaybePromise<(Buffer | null)[][]>;
 
   /** The same store with other default consistency levels (per connection or per request). */
   withConsistency(levels: Partial<Consistency>): KvApi;

@@ -22,7 +22,11 @@ import type { Random } from '../common/random.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { murmur3 } from '../cluster/hash.js';
 import type { Ring } from '../cluster/ring.js';
-import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
+import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
+import type { ItemBatchInput } from '../compute/vector-items.js';
+import { checkShape } from '../compute/vector-search.js';
+import { mergeTopK } from '../compute/topk.js';
+import { encodeBatch, encodeDeletes, itemCount, itemRange } from './vectors.js';
 import { HybridClock } from '../storage/hlc.js';
 import { encodeRecord } from '../storage/record-codec.js';
 import { type Record, emptyRecord, expire, merge, opIdBytes, view } from '../storage/record.js';
@@ -39,9 +43,22 @@ import type {
   SetOptions,
   SetResult,
   ValueSink,
+  VectorItem,
+  VectorSearchRequest,
+  VectorSearchResult,
 } from './api.js';
 import type { ApplyItem, ApplyResult, ReplicaStore } from './replica-store.js';
-import { decodeReadReply, decodeScanReply, decodeWriteReply, encodeRead, encodeScan, encodeWrite } from './replica.js';
+import {
+  decodeReadReply,
+  decodeScanReply,
+  decodeVectorSearchReply,
+  decodeWriteReply,
+  encodeRead,
+  encodeScan,
+  encodeVectorSearch,
+  encodeWrite,
+  localVectorSearch,
+} from './replica.js';
 import { InputChecks } from './validate.js';
 
 /** What the coordinator needs to know of the cluster: the ring and who is reachable. */
@@ -94,6 +111,8 @@ export class ClusterCoordinator implements KvApi {
   private readonly readRepairChance: number;
   private readonly localReads: KvApi | undefined;
   private consistency: Consistency;
+  /** Vector searches in flight per replica: the load that picks where a list is searched. */
+  private readonly searchesInFlight = new Map<NodeId, number>();
   /** Read repairs sent, and hints this coordinator stored, since start. */
   readonly counters = { readRepairs: 0, hintsStored: 0, sloppyWrites: 0 };
 
@@ -661,6 +680,104 @@ export class ClusterCoordinator implements KvApi {
 
   dbsize(ns: string): number {
     return this.store.keyCount(ns);
+  }
+
+  // ------------------------------------------------------------------ vector lists
+
+  /** The list's value as pieces, read at the read level (this node's copy when it can). */
+  private listPieces(ns: string, key: Buffer): MaybePromise<Buffer[] | null> {
+    const v = this.get(ns, key);
+    return v instanceof Promise ? v.then((x) => (x ? [x] : null)) : v ? [v] : null;
+  }
+
+  async vadd(ns: string, key: Buffer, batch: ItemBatchInput): Promise<number> {
+    this.checks.namespace(ns);
+    this.checks.key(key);
+    const bytes = encodeBatch(batch);
+    this.checks.value(bytes);
+    // The first append fixes the shape. Checked on a read, so two concurrent first appends
+    // of different shapes can both land: search then skips the later shape on every replica.
+    checkShape(key, await this.listPieces(ns, key), batch.type, batch.dim);
+    await this.replicate(ns, [this.appendItem(ns, key, bytes)], this.consistency.write);
+    return this.vcard(ns, key);
+  }
+
+  async vdel(ns: string, key: Buffer, ids: Buffer[]): Promise<number> {
+    this.checks.namespace(ns);
+    this.checks.key(key);
+    this.checks.batch(ids.length, 'item delete');
+    const bytes = encodeDeletes(ids);
+    const before = await this.listPieces(ns, key);
+    if (!before) return 0;
+    itemCount(key, before);
+    await this.replicate(ns, [this.appendItem(ns, key, bytes)], this.consistency.write);
+    return this.vcard(ns, key);
+  }
+
+  vcard(ns: string, key: Buffer): MaybePromise<number> {
+    const p = this.listPieces(ns, key);
+    return p instanceof Promise ? p.then((x) => itemCount(key, x)) : itemCount(key, p);
+  }
+
+  vrange(ns: string, key: Buffer, start: number, stop: number, options?: { withVectors?: boolean; withPayloads?: boolean }): MaybePromise<VectorItem[]> {
+    const p = this.listPieces(ns, key);
+    return p instanceof Promise ? p.then((x) => itemRange(key, x, start, stop, options)) : itemRange(key, p, start, stop, options);
+  }
+
+  /**
+   * Each key is searched at one replica, chosen by load: this node when it holds a copy,
+   * else the live replica with the fewest searches in flight. Each replica returns its top-k;
+   * a replica that fails to answer in time makes the answer degraded, naming its keys.
+   */
+  async vsearch(ns: string, request: VectorSearchRequest): Promise<VectorSearchResult> {
+    this.checks.namespace(ns);
+    this.checks.batch(request.keys.length, 'vector search');
+    for (const k of request.keys) this.checks.key(k);
+    const ring = this.view.ring();
+    const byNode = new Map<NodeId, Buffer[]>();
+    const skipped: Buffer[] = [];
+    const planned = new Map<NodeId, number>();
+    for (const key of request.keys) {
+      const replicas = ring.replicasFor(ns, key).filter((r) => r === this.self || this.view.isAlive(r));
+      if (replicas.length === 0) {
+        skipped.push(key);
+        continue;
+      }
+      const load = (r: NodeId) => (this.searchesInFlight.get(r) ?? 0) + (planned.get(r) ?? 0);
+      const pick = replicas.includes(this.self) ? this.self : replicas.reduce((a, b) => (load(b) < load(a) ? b : a));
+      planned.set(pick, (planned.get(pick) ?? 0) + 1);
+      let list = byNode.get(pick);
+      if (!list) byNode.set(pick, (list = []));
+      list.push(key);
+    }
+    const lists = await Promise.all(
+      [...byNode].map(async ([node, keys]) => {
+        const sub = { ...request, keys };
+        this.searchesInFlight.set(node, (this.searchesInFlight.get(node) ?? 0) + 1);
+        try {
+          if (node === this.self) return await localVectorSearch(this.store, ns, sub, this.clock.nowMs());
+          const reply = await this.transport.request(node, Channel.replica, encodeVectorSearch(ns, sub), this.timeoutMs);
+          return decodeVectorSearchReply(reply);
+        } catch (err) {
+          // The replica's own verdict on the request (bad query, not a list) is the answer;
+          // a replica that did not answer in time is skipped.
+          if (err instanceof TransportError && err.code === 'REMOTE') throw new KvError('INVALID_ARGUMENT', err.message);
+          if (!(err instanceof TransportError)) throw err;
+          skipped.push(...keys);
+          return [];
+        } finally {
+          this.searchesInFlight.set(node, (this.searchesInFlight.get(node) ?? 1) - 1);
+        }
+      }),
+    );
+    const hits = mergeTopK(lists, request.k).map((h) => ({ ...h, key: h.key as Buffer }));
+    return { hits, degraded: skipped.length > 0, skippedKeys: skipped };
+  }
+
+  hmgetMany(ns: string, keys: Buffer[], fields: Buffer[]): MaybePromise<(Buffer | null)[][]> {
+    this.checks.batch(keys.length * Math.max(1, fields.length), 'multi-key field get');
+    const rows = keys.map((k) => this.hmget(ns, k, fields));
+    return rows.some((r) => r instanceof Promise) ? Promise.all(rows) : (rows as (Buffer | null)[][]);
   }
 }
 

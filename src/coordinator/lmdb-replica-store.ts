@@ -2,6 +2,7 @@
 import type { NodeId } from '../cluster/transport.js';
 import type { LmdbStore } from '../storage/lmdb-store.js';
 import type { Record } from '../storage/record.js';
+import type { ListSource } from '../compute/vector-search.js';
 import type { ApplyItem, ApplyResult, HintBatch, ReplicaStore } from './replica-store.js';
 import { WireReader, WireWriter } from './wire.js';
 
@@ -41,6 +42,16 @@ export class LmdbReplicaStore implements ReplicaStore {
   scan(ns: string, start: Buffer, end: Buffer | null, limit: number, reverse: boolean, nowMs: number): Buffer[] {
     const nsId = this.store.namespaceId(ns);
     return nsId === undefined ? [] : this.store.rangeKeys(nsId, start, end, limit, reverse, nowMs);
+  }
+
+  listSource(ns: string, key: Buffer, nowMs: number): ListSource {
+    const nsId = this.store.namespaceId(ns);
+    const store = this.store;
+    return {
+      key,
+      pieces: nsId === undefined ? null : store.valuePieces(nsId, key, nowMs),
+      field: (name) => (nsId === undefined ? null : store.getField(nsId, key, name, nowMs)),
+    };
   }
 
   keyCount(ns: string): number {

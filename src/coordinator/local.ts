@@ -8,6 +8,9 @@ import { randomBytes } from 'node:crypto';
 import type { Limits } from '../common/limits.js';
 import { invalidArgument } from '../common/errors.js';
 import { InputChecks } from './validate.js';
+import type { ItemBatchInput } from '../compute/vector-items.js';
+import { checkShape, searchLists } from '../compute/vector-search.js';
+import { encodeBatch, encodeDeletes, itemCount, itemRange } from './vectors.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { type Clock, HybridClock, systemClock } from '../storage/hlc.js';
 import { type LmdbStore } from '../storage/lmdb-store.js';
@@ -23,6 +26,9 @@ import type {
   SetOptions,
   SetResult,
   ValueSink,
+  VectorItem,
+  VectorSearchRequest,
+  VectorSearchResult,
 } from './api.js';
 
 export interface LocalCoordinatorOptions {
@@ -416,6 +422,80 @@ export class LocalCoordinator implements KvApi {
   dbsize(ns: string): number {
     const id = this.readNs(ns);
     return id === undefined ? 0 : this.store.keyCount(id);
+  }
+
+  // ------------------------------------------------------------------ vector lists
+
+  private pieces(id: number | undefined, key: Buffer, now: number): Buffer[] | null {
+    return id === undefined ? null : this.store.valuePieces(id, key, now);
+  }
+
+  async vadd(ns: string, key: Buffer, batch: ItemBatchInput): Promise<number> {
+    this.checkKey(key);
+    const bytes = encodeBatch(batch);
+    this.checkValue(bytes);
+    const id = this.writeNs(ns);
+    const d = this.appendDelta(bytes);
+    const now = this.clock.nowMs();
+    // Shape check and append in one transaction: two first appends cannot both win.
+    return this.store.write(() => {
+      checkShape(key, this.pieces(id, key, now), batch.type, batch.dim);
+      this.store.apply(id, key, d, now);
+      return itemCount(key, this.pieces(id, key, now));
+    });
+  }
+
+  async vdel(ns: string, key: Buffer, ids: Buffer[]): Promise<number> {
+    this.checkKey(key);
+    this.checkBatch(ids.length, 'item delete');
+    const bytes = encodeDeletes(ids);
+    const id = this.readNs(ns);
+    if (id === undefined) return 0;
+    const d = this.appendDelta(bytes);
+    const now = this.clock.nowMs();
+    return this.store.write(() => {
+      const before = this.pieces(id, key, now);
+      if (!before) return 0;
+      itemCount(key, before); // a value that is not a list is refused before anything is written
+      this.store.apply(id, key, d, now);
+      return itemCount(key, this.pieces(id, key, now));
+    });
+  }
+
+  vcard(ns: string, key: Buffer): number {
+    const id = this.readNs(ns);
+    this.checkKey(key);
+    return itemCount(key, this.pieces(id, key, this.clock.nowMs()));
+  }
+
+  vrange(ns: string, key: Buffer, start: number, stop: number, options?: { withVectors?: boolean; withPayloads?: boolean }): VectorItem[] {
+    const id = this.readNs(ns);
+    this.checkKey(key);
+    return itemRange(key, this.pieces(id, key, this.clock.nowMs()), start, stop, options);
+  }
+
+  async vsearch(ns: string, request: VectorSearchRequest): Promise<VectorSearchResult> {
+    this.checkBatch(request.keys.length, 'vector search');
+    for (const k of request.keys) this.checkKey(k);
+    const id = this.readNs(ns);
+    const { store, clock } = this;
+    const hits = await searchLists(
+      request.keys.map((key) => ({
+        key,
+        // Read when searched: a search yields between lists, and a list read then is current.
+        get pieces() {
+          return id === undefined ? null : store.valuePieces(id, key, clock.nowMs());
+        },
+        field: (name: Buffer) => (id === undefined ? null : store.getField(id, key, name, clock.nowMs())),
+      })),
+      request,
+    );
+    return { hits, degraded: false, skippedKeys: [] };
+  }
+
+  hmgetMany(ns: string, keys: Buffer[], fields: Buffer[]): (Buffer | null)[][] {
+    this.checkBatch(keys.length * Math.max(1, fields.length), 'multi-key field get');
+    return keys.map((k) => this.hmget(ns, k, fields));
   }
 
   // ------------------------------------------------------------------ maintenance

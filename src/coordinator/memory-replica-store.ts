@@ -7,6 +7,7 @@ import { KvError } from '../common/errors.js';
 import type { NodeId } from '../cluster/transport.js';
 import { type Record, emptyRecord, expire, merge, view } from '../storage/record.js';
 import type { ApplyItem, ApplyResult, HintBatch, ReplicaStore } from './replica-store.js';
+import type { ListSource } from '../compute/vector-search.js';
 
 interface Entry {
   key: Buffer;
@@ -63,6 +64,16 @@ export class MemoryReplicaStore implements ReplicaStore {
       .sort(Buffer.compare);
     if (reverse) keys.reverse();
     return keys.slice(0, limit);
+  }
+
+  listSource(ns: string, key: Buffer, nowMs: number): ListSource {
+    const e = this.data.get(ns)?.get(key.toString('latin1'));
+    const v = e ? view(e.record, nowMs) : null;
+    return {
+      key,
+      pieces: v?.value ? [v.value] : null,
+      field: (name) => (v ? (v.fields.find(([k]) => k.equals(name))?.[1] ?? null) : null),
+    };
   }
 
   keyCount(ns: string): number {

@@ -6,6 +6,7 @@
  */
 import type { NodeId } from '../cluster/transport.js';
 import type { Record } from '../storage/record.js';
+import type { ListSource } from '../compute/vector-search.js';
 
 export interface ApplyItem {
   ns: string;
@@ -41,6 +42,8 @@ export interface ReplicaStore {
    * at most `limit`; with `reverse`, descending from `end` (or `after`) down to `start`.
    */
   scan(ns: string, start: Buffer, end: Buffer | null, limit: number, reverse: boolean, nowMs: number): Buffer[];
+  /** A key's value as stored pieces plus its fields, for near-data operators (vector search). */
+  listSource(ns: string, key: Buffer, nowMs: number): ListSource;
   /** Keys held here (a node-local figure, like Redis Cluster's DBSIZE). */
   keyCount(ns: string): number;
   /** Stores hints for `target` durably; rejects OVERLOADED over `hintsMax` / `hintBytesMax`. */

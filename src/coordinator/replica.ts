@@ -9,10 +9,63 @@ import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
 import type { Record } from '../storage/record.js';
 import type { ApplyItem, ApplyResult, ReplicaStore } from './replica-store.js';
 import { WireReader, WireWriter } from './wire.js';
+import { parseMetric } from '../compute/vector-score.js';
+import { float32FromBytes } from '../compute/vector-items.js';
+import { searchLists, type VectorHit, type VectorSearchRequest } from '../compute/vector-search.js';
 
 const opWrite = 1;
 const opRead = 2;
 const opScan = 3;
+const opVectorSearch = 4;
+
+export function encodeVectorSearch(ns: string, req: VectorSearchRequest): Buffer {
+  const w = new WireWriter().u8(opVectorSearch).str(ns).u32(req.keys.length);
+  for (const k of req.keys) w.bytes(k);
+  w.bytes(Buffer.from(req.query.buffer, req.query.byteOffset, req.query.byteLength)).u32(req.k).str(req.metric);
+  w.u8(req.filter ? 1 : 0);
+  if (req.filter) w.bytes(req.filter.field).bytes(req.filter.value);
+  w.u8(req.payloadPrefix ? 1 : 0);
+  if (req.payloadPrefix) w.bytes(req.payloadPrefix);
+  w.u8(req.withPayloads ? 1 : 0);
+  return w.done();
+}
+
+function decodeVectorSearch(r: WireReader): { ns: string; req: VectorSearchRequest } {
+  const ns = r.str();
+  const n = r.u32();
+  const keys: Buffer[] = [];
+  for (let i = 0; i < n; i++) keys.push(r.bytes());
+  const q = r.bytes();
+  const query = float32FromBytes(q);
+  const k = r.u32();
+  const metric = parseMetric(r.str());
+  const filter = r.u8() === 1 ? { field: r.bytes(), value: r.bytes() } : undefined;
+  const payloadPrefix = r.u8() === 1 ? r.bytes() : undefined;
+  const withPayloads = r.u8() === 1;
+  r.end();
+  return { ns, req: { keys, query, k, metric, withPayloads, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) } };
+}
+
+export function decodeVectorSearchReply(buf: Buffer): VectorHit[] {
+  const r = new WireReader(buf);
+  const n = r.u32();
+  const hits: VectorHit[] = [];
+  for (let i = 0; i < n; i++) {
+    const key = r.bytes();
+    const id = r.bytes();
+    const distance = r.f64();
+    const score = r.f64();
+    const has = r.u8();
+    hits.push({ key, id, distance, score, ...(has === 2 ? { payload: r.bytes() } : has === 1 ? { payload: null } : {}) });
+  }
+  r.end();
+  return hits;
+}
+
+/** Runs a vector search over this replica's copies of the lists. */
+export async function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSearchRequest, nowMs: number): Promise<VectorHit[]> {
+  return searchLists(req.keys.map((k) => store.listSource(ns, k, nowMs)), req);
+}
 
 export function encodeWrite(items: ApplyItem[], hintFor: NodeId | null): Buffer {
   const w = new WireWriter().u8(opWrite).str(hintFor ?? '').u32(items.length);
@@ -114,6 +167,19 @@ export class ReplicaService {
       const w = new WireWriter().u32(keys.length);
       for (const k of keys) w.bytes(k);
       return w.done();
+    }
+    if (op === opVectorSearch) {
+      const { ns, req } = decodeVectorSearch(r);
+      return localVectorSearch(this.store, ns, req, this.clock.nowMs()).then((hits) => {
+        const w = new WireWriter().u32(hits.length);
+        for (const h of hits) {
+          w.bytes(h.key).bytes(h.id).f64(h.distance).f64(h.score);
+          if (h.payload === undefined) w.u8(0);
+          else if (h.payload === null) w.u8(1);
+          else w.u8(2).bytes(h.payload);
+        }
+        return w.done();
+      });
     }
     throw new RangeError(`unknown replica op ${op}`);
   }

@@ -4,7 +4,30 @@
  * (reads) or hands a promise to `c.defer` (writes); errors go through `c.fail`, which keeps
  * them in command order behind writes still in flight.
  */
-import type { Consistency, ExpireCondition, KvPair, MaybePromise, ScanPage, SetOptions, SetResult } from '../../coordinator/api.js';
+import type {
+  Consistency,
+  ExpireCondition,
+  KvPair,
+  MaybePromise,
+  ScanPage,
+  SetOptions,
+  SetResult,
+  VectorItem,
+  VectorSearchRequest,
+  VectorSearchResult,
+} from '../../coordinator/api.js';
+import {
+  type ElementType,
+  type Metric,
+  type VectorItemInput,
+  FLOAT16_TABLE,
+  SEARCH_K_MAX,
+  alignedCopy,
+  float32FromBytes,
+  VECTOR_DIM_MAX,
+  elementBytes,
+  parseMetric,
+} from '../../compute/index.js';
 import type { Connection, Encoder } from './connection.js';
 import { databaseCount, redisVersion } from './databases.js';
 import { infoText } from './info.js';
@@ -681,6 +704,195 @@ function consistency(c: Connection, args: Buffer[]): void {
   c.w.bulkString(next.write ?? 'default');
 }
 
+// ---------------------------------------------------------------- vector lists
+
+const elementTypes: readonly ElementType[] = ['float32', 'float16', 'int8', 'uint8'];
+
+function elementTypeOf(arg: Buffer): ElementType | null {
+  for (const t of elementTypes) if (eqi(arg, t)) return t;
+  return null;
+}
+
+/** A vector blob (little-endian elements of `type`) as the encoder's input. */
+function vectorOf(blob: Buffer, type: ElementType, dim: number): Float32Array | Int8Array | Uint8Array | number[] {
+  // A fresh ArrayBuffer: aligned, and not a view of the read buffer or Node's pool.
+  const copy = alignedCopy(blob);
+  switch (type) {
+    case 'float32':
+      return new Float32Array(copy, 0, dim);
+    case 'float16': {
+      const halves = new Uint16Array(copy, 0, dim);
+      const out = new Array<number>(dim);
+      for (let i = 0; i < dim; i++) out[i] = FLOAT16_TABLE[halves[i]!]!;
+      return out;
+    }
+    case 'int8':
+      return new Int8Array(copy, 0, dim);
+    case 'uint8':
+      return new Uint8Array(copy, 0, dim);
+  }
+}
+
+/** VADD key type dim ITEM id vector [PAYLOAD bytes] [ITEM ...]: one append; replies the live count. */
+function vadd(c: Connection, args: Buffer[]): void {
+  const type = elementTypeOf(args[2]!);
+  if (type === null) {
+    c.fail(`ERR element type must be float32, float16, int8 or uint8, got '${args[2]!.toString('latin1').slice(0, 32)}'`);
+    return;
+  }
+  const dim = argInteger(args[3]!);
+  if (dim === null || dim < 1 || dim > VECTOR_DIM_MAX) {
+    c.fail(`ERR dimension must be an integer from 1 to ${VECTOR_DIM_MAX}`);
+    return;
+  }
+  const items: VectorItemInput[] = [];
+  for (let i = 4; i < args.length; ) {
+    if (!eqi(args[i]!, 'item') || i + 2 >= args.length) {
+      c.fail(errors.syntax);
+      return;
+    }
+    const id = args[i + 1]!;
+    const blob = args[i + 2]!;
+    const want = dim * elementBytes[type];
+    if (blob.length !== want) {
+      c.fail(`ERR vector of item '${id.toString('utf8').slice(0, 64)}' is ${blob.length} bytes; ${type} of dimension ${dim} needs ${want}`);
+      return;
+    }
+    i += 3;
+    let payload: Buffer | undefined;
+    if (i + 1 < args.length && eqi(args[i]!, 'payload')) {
+      payload = Buffer.from(args[i + 1]!);
+      i += 2;
+    }
+    items.push({ id: Buffer.from(id), vector: vectorOf(blob, type, dim), ...(payload ? { payload } : {}) });
+  }
+  if (items.length === 0) {
+    c.fail(arityError('vadd'));
+    return;
+  }
+  c.defer(c.kv.vadd(c.ns, args[1]!, { type, dim, items }), encodeInteger);
+}
+
+function vdel(c: Connection, args: Buffer[]): void {
+  c.defer(c.kv.vdel(c.ns, args[1]!, args.slice(2).map((a) => Buffer.from(a))), encodeInteger);
+}
+
+function vcard(c: Connection, args: Buffer[]): void {
+  answer(c, c.kv.vcard(c.ns, args[1]!), encodeInteger);
+}
+
+function encodeItems(w: ReplyWriter, items: VectorItem[]): void {
+  w.arrayHeader(items.length);
+  for (const it of items) {
+    const n = 1 + (it.vector ? 1 : 0) + (it.payload !== undefined ? 1 : 0);
+    w.arrayHeader(n);
+    w.bulk(it.id);
+    if (it.vector) w.bulk(Buffer.from(Float32Array.from(it.vector).buffer));
+    if (it.payload !== undefined) w.bulk(it.payload);
+  }
+}
+
+/** VRANGE key start stop [WITHVECTORS] [WITHPAYLOADS]: items start..stop (vectors as float32 blobs). */
+function vrange(c: Connection, args: Buffer[]): void {
+  const start = argInteger(args[2]!);
+  const stop = argInteger(args[3]!);
+  if (start === null || stop === null) {
+    c.fail(errors.notInteger);
+    return;
+  }
+  const options = { withVectors: false, withPayloads: false };
+  for (let i = 4; i < args.length; i++) {
+    if (eqi(args[i]!, 'withvectors')) options.withVectors = true;
+    else if (eqi(args[i]!, 'withpayloads')) options.withPayloads = true;
+    else {
+      c.fail(errors.syntax);
+      return;
+    }
+  }
+  answer(c, c.kv.vrange(c.ns, args[1]!, start, stop, options), encodeItems);
+}
+
+function encodeSearch(w: ReplyWriter, r: VectorSearchResult): void {
+  w.mapHeader(3);
+  w.bulkString('results');
+  w.arrayHeader(r.hits.length);
+  for (const h of r.hits) {
+    w.arrayHeader(h.payload !== undefined ? 4 : 3);
+    w.bulk(h.key);
+    w.bulk(h.id);
+    w.bulkString(String(h.score));
+    if (h.payload !== undefined) w.bulk(h.payload);
+  }
+  w.bulkString('degraded');
+  w.integer(r.degraded ? 1 : 0);
+  w.bulkString('skipped');
+  w.bulkArray(r.skippedKeys);
+}
+
+/**
+ * VSEARCH k metric query KEYS n key... [FILTER field value] [PREFIX bytes] [WITHPAYLOADS]:
+ * the k nearest items over the lists, scored at the replicas. `query` is float32 LE.
+ */
+function vsearch(c: Connection, args: Buffer[]): void {
+  const k = argInteger(args[1]!);
+  if (k === null || k < 1 || k > SEARCH_K_MAX) {
+    c.fail(`ERR k must be an integer from 1 to ${SEARCH_K_MAX}`);
+    return;
+  }
+  let metric: Metric;
+  try {
+    metric = parseMetric(args[2]!.toString('latin1'));
+  } catch {
+    c.fail(`ERR metric must be L2, IP or COSINE, got '${args[2]!.toString('latin1').slice(0, 32)}'`);
+    return;
+  }
+  const q = args[3]!;
+  if (q.length === 0 || q.length % 4 !== 0) {
+    c.fail(`ERR query must be float32 little-endian bytes (a multiple of 4), got ${q.length} bytes`);
+    return;
+  }
+  const query = float32FromBytes(q);
+  if (!eqi(args[4] ?? Buffer.alloc(0), 'keys')) {
+    c.fail(errors.syntax);
+    return;
+  }
+  const n = argInteger(args[5] ?? Buffer.alloc(0));
+  if (n === null || n < 1 || 6 + n > args.length) {
+    c.fail('ERR KEYS needs a count followed by that many keys');
+    return;
+  }
+  const request: VectorSearchRequest = { keys: args.slice(6, 6 + n).map((a) => Buffer.from(a)), query, k, metric };
+  for (let i = 6 + n; i < args.length; i++) {
+    if (eqi(args[i]!, 'filter') && i + 2 < args.length) {
+      request.filter = { field: Buffer.from(args[i + 1]!), value: Buffer.from(args[i + 2]!) };
+      i += 2;
+    } else if (eqi(args[i]!, 'prefix') && i + 1 < args.length) {
+      request.payloadPrefix = Buffer.from(args[++i]!);
+    } else if (eqi(args[i]!, 'withpayloads')) {
+      request.withPayloads = true;
+    } else {
+      c.fail(errors.syntax);
+      return;
+    }
+  }
+  c.defer(c.kv.vsearch(c.ns, request), encodeSearch);
+}
+
+function encodeRows(w: ReplyWriter, rows: (Buffer | null)[][]): void {
+  w.arrayHeader(rows.length);
+  for (const row of rows) w.bulkArray(row);
+}
+
+/** MHMGET numkeys key... field...: the named fields of many keys (field projection). */
+function mhmget(c: Connection, args: Buffer[]): void {
+  const n = argInteger(args[1]!);
+  if (n === null || n < 1 || 2 + n >= args.length) {
+    c.fail('ERR numkeys must be at least 1 and be followed by that many keys and at least one field');
+    return;
+  }
+  answer(c, c.kv.hmgetMany(c.ns, args.slice(2, 2 + n), args.slice(2 + n)), encodeRows);
+}
+
 function info(c: Connection, args: Buffer[]): void {
   const sections: string[] = [];
   for (let i = 1; i < args.length; i++) sections.push(args[i]!.toString('latin1').toLowerCase());
@@ -742,6 +954,12 @@ const defs: Record<string, Def> = {
   quit: { arity: -1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: quit },
   reset: { arity: 1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: reset },
   'ragkv.consistency': { arity: -1, flags: ['fast'], run: consistency },
+  vadd: { arity: -7, concurrent: true, flags: wr, keys: k1, run: vadd },
+  vdel: { arity: -3, concurrent: true, flags: ['write'], keys: k1, run: vdel },
+  vcard: { arity: 2, flags: r, keys: k1, run: vcard },
+  vrange: { arity: -4, flags: ['readonly'], keys: k1, run: vrange },
+  vsearch: { arity: -7, flags: ['readonly'], run: vsearch },
+  mhmget: { arity: -4, flags: ['readonly'], run: mhmget },
 };
 
 /** Every command, in table order. */

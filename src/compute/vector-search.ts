@@ -1,0 +1,154 @@
+/**
+ * Vector search over posting lists, run where the lists are stored: each list is read as
+ * its stored pieces (no join), parsed in place, scored with yielding kernels, and only the
+ * k best hits leave. Also the item views of a list (count, items i..j) for partial reads.
+ */
+import { KvError, invalidArgument } from '../common/errors.js';
+import { type ElementType, type ItemBatch, listShape, parseSegments } from './vector-items.js';
+import { type Metric, scoreSegments } from './vector-score.js';
+import { type KeyedHit, checkK, mergeTopK } from './topk.js';
+
+export interface VectorSearchRequest {
+  keys: Buffer[];
+  /** float32 query, of the lists' dimension. */
+  query: Float32Array;
+  k: number;
+  metric: Metric;
+  /** Only lists whose record field `field` equals `value` are searched. */
+  filter?: { field: Buffer; value: Buffer };
+  /** Only items whose payload starts with these bytes are candidates. */
+  payloadPrefix?: Buffer;
+  withPayloads?: boolean;
+}
+
+export interface VectorHit {
+  key: Buffer;
+  id: Buffer;
+  /** The metric's natural value: L2 squared distance (lower better), inner product or cosine (higher better). */
+  score: number;
+  /** Lower is better for every metric (what results are sorted by). */
+  distance: number;
+  payload?: Buffer | null;
+}
+
+export interface VectorSearchResult {
+  hits: VectorHit[];
+  /** True when some keys could not be searched in time (listed in `skippedKeys`). */
+  degraded: boolean;
+  skippedKeys: Buffer[];
+}
+
+/** One list as its holder sees it. */
+export interface ListSource {
+  key: Buffer;
+  /** The value's stored pieces, or null when the key holds no value. */
+  pieces: Buffer[] | null;
+  /** A record field, for FILTER. */
+  field(name: Buffer): Buffer | null;
+}
+
+const setImmediateYield = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Parses a list's pieces; a value that is not a posting list is a WRONGTYPE error naming the key. */
+export function listBatches(key: Buffer, pieces: Buffer[]): ItemBatch[] {
+  try {
+    return pieces.flatMap((p) => parseSegments(p));
+  } catch (err) {
+    if (err instanceof KvError) throw new KvError('WRONG_TYPE', `key '${printable(key)}': ${err.message}`);
+    throw err;
+  }
+}
+
+/** Searches every list and returns the k best hits over all of them (copies, not views). */
+export async function searchLists(
+  lists: ListSource[],
+  req: VectorSearchRequest,
+  yieldFn: () => Promise<void> = setImmediateYield,
+): Promise<VectorHit[]> {
+  checkK(req.k);
+  const perList: KeyedHit[][] = [];
+  for (const list of lists) {
+    if (!list.pieces) continue;
+    if (req.filter) {
+      const v = list.field(req.filter.field);
+      if (!v || !v.equals(req.filter.value)) continue;
+    }
+    const batches = listBatches(list.key, list.pieces);
+    const r = await scoreSegments(batches, req.query, req.metric, req.k, {
+      yieldFn,
+      ...(req.payloadPrefix ? { filterPayloadPrefix: req.payloadPrefix } : {}),
+    });
+    perList.push(
+      r.hits.map((h) => ({
+        key: list.key,
+        id: Buffer.from(h.id),
+        distance: h.distance,
+        score: h.score,
+        ...(req.withPayloads ? { payload: h.payload ? Buffer.from(h.payload) : null } : {}),
+      })),
+    );
+  }
+  return mergeTopK(perList, req.k).map((h) => ({ ...h, key: h.key as Buffer }));
+}
+
+/** A live item of a list, in append order. */
+export interface ItemRef {
+  batch: ItemBatch;
+  index: number;
+}
+
+/**
+ * The live items of a list in append order: a delete batch kills the ids appended before
+ * it; an id appended again later is live again, at its new place. Batches of another shape
+ * than the first are skipped (as search skips them).
+ */
+export function liveItems(batches: ItemBatch[]): ItemRef[] {
+  const shape = batches.find((b) => b.kind === 'items');
+  const live = new Map<string, ItemRef>();
+  for (const b of batches) {
+    if (b.kind === 'deletes') {
+      for (let i = 0; i < b.count; i++) live.delete(b.ids(i).toString('latin1'));
+      continue;
+    }
+    if (!shape || b.type !== shape.type || b.dim !== shape.dim) continue;
+    for (let i = 0; i < b.count; i++) {
+      const id = b.ids(i).toString('latin1');
+      live.delete(id); // re-appended: moves to its new place
+      live.set(id, { batch: b, index: i });
+    }
+  }
+  return [...live.values()];
+}
+
+/** Item i's vector as plain numbers (float16 decoded). */
+export function itemVector(ref: ItemRef, float16: Float32Array): number[] {
+  const { batch, index } = ref;
+  const out: number[] = new Array<number>(batch.dim);
+  const v = batch.vectors;
+  const base = index * batch.dim;
+  for (let d = 0; d < batch.dim; d++) out[d] = batch.type === 'float16' ? float16[v[base + d]!]! : v[base + d]!;
+  return out;
+}
+
+/** Checks that a new batch fits the list's declared shape (the first append fixes it). */
+export function checkShape(key: Buffer, pieces: Buffer[] | null, type: ElementType, dim: number): void {
+  if (!pieces) return;
+  for (const p of pieces) {
+    let shape: { type: ElementType; dim: number } | null;
+    try {
+      shape = listShape(p);
+    } catch (err) {
+      if (err instanceof KvError) throw new KvError('WRONG_TYPE', `key '${printable(key)}' holds a value that is not a vector posting list`);
+      throw err;
+    }
+    if (!shape) continue;
+    if (shape.type !== type || shape.dim !== dim) {
+      throw invalidArgument(`list '${printable(key)}' holds ${shape.type} vectors of dimension ${shape.dim}; got ${type} of dimension ${dim}`);
+    }
+    return;
+  }
+}
+
+function printable(key: Buffer): string {
+  return key.toString('utf8').slice(0, 64);
+}
