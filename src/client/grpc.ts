@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { defaultLimits } from '../common/limits.js';
-import type { KvPairMessage, RawKvMessages, RawKvMethod } from '../server/grpc/messages.js';
+import { rawKvMethods, type KvPairMessage, type RawKvMessages, type RawKvMethod } from '../server/grpc/messages.js';
 
 export type * from '../server/grpc/messages.js';
 export { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
@@ -69,17 +69,7 @@ const loaderOptions: protoLoader.Options = {
   oneofs: true,
 };
 
-const methodNames: readonly RawKvMethod[] = [
-  'RawGet',
-  'RawPut',
-  'RawDelete',
-  'RawScan',
-  'RawBatchGet',
-  'RawBatchPut',
-  'RawAppend',
-  'RawBatchAppend',
-  'RawDeleteRange',
-];
+const methodNames: readonly RawKvMethod[] = rawKvMethods;
 
 type UnaryMethod = (
   request: unknown,

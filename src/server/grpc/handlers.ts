@@ -6,6 +6,9 @@ import type { KvApi, KvPair } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
 import type { KvPairMessage, RawKvMessages, RawKvMethod } from './messages.js';
 import { toGrpcFailure } from './status.js';
+import { SEARCH_K_MAX, type ElementType } from '../../compute/index.js';
+
+const elementTypeOf: { [name: string]: ElementType | undefined } = { FLOAT32: 'float32', FLOAT16: 'float16', INT8: 'int8', UINT8: 'uint8' };
 import {
   bytesOf,
   checkBatch,
@@ -156,6 +159,44 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       }
       checkRange(start, end, limits);
       return { deleted: await kvOf(request).deleteRange(ns, start, end) };
+    }),
+
+    VectorAppend: unary('VectorAppend', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      const type = elementTypeOf[request.type];
+      if (!type) throw invalidArgument('type must be FLOAT32, FLOAT16, INT8 or UINT8');
+      checkBatch(request.items.length, limits);
+      const items = request.items.map((it) => ({
+        id: bytesOf(it.id),
+        vector: it.values,
+        ...(bytesOf(it.payload).length > 0 ? { payload: bytesOf(it.payload) } : {}),
+      }));
+      return { count: await kvOf(request).vadd(ns, key, { type, dim: request.dim, items }) };
+    }),
+
+    VectorSearch: unary('VectorSearch', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      checkBatch(request.keys.length, limits);
+      const keys = request.keys.map((key, index) => checkKey(bytesOf(key), limits, `keys[${index}]`));
+      if (request.metric === 'METRIC_UNSPECIFIED') throw invalidArgument('metric must be L2, IP or COSINE');
+      if (!(request.k >= 1 && request.k <= SEARCH_K_MAX)) throw invalidArgument(`k must be from 1 to ${SEARCH_K_MAX}, got ${request.k}`);
+      if (request.query.length === 0) throw invalidArgument('query must not be empty');
+      const prefix = bytesOf(request.payload_prefix);
+      const result = await kvOf(request).vsearch(ns, {
+        keys,
+        query: Float32Array.from(request.query),
+        k: request.k,
+        metric: request.metric,
+        withPayloads: request.with_payloads,
+        ...(request.filter ? { filter: { field: bytesOf(request.filter.field), value: bytesOf(request.filter.value) } } : {}),
+        ...(prefix.length > 0 ? { payloadPrefix: prefix } : {}),
+      });
+      return {
+        hits: result.hits.map((h) => ({ key: h.key, id: h.id, score: h.score, payload: h.payload ?? emptyBuffer })),
+        degraded: result.degraded,
+        skipped_keys: result.skippedKeys,
+      };
     }),
   };
   return handlers as unknown as UntypedServiceImplementation;

@@ -99,6 +99,46 @@ export interface RawDeleteRangeResponse {
   deleted: number;
 }
 
+export interface VectorItemMessage {
+  id: Buffer;
+  values: number[];
+  /** Empty (or absent in a request) when the item has none. */
+  payload?: Buffer;
+}
+export interface VectorAppendRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  type: 'ELEMENT_TYPE_UNSPECIFIED' | 'FLOAT32' | 'FLOAT16' | 'INT8' | 'UINT8';
+  dim: number;
+  items: VectorItemMessage[];
+}
+export interface VectorAppendResponse {
+  count: number;
+}
+export interface VectorSearchRequestMessage {
+  cf: string;
+  consistency?: ConsistencyName;
+  keys: Buffer[];
+  query: number[];
+  k: number;
+  metric: 'METRIC_UNSPECIFIED' | 'L2' | 'IP' | 'COSINE';
+  filter: { field: Buffer; value: Buffer } | null;
+  payload_prefix: Buffer;
+  with_payloads: boolean;
+}
+export interface VectorHitMessage {
+  key: Buffer;
+  id: Buffer;
+  score: number;
+  payload: Buffer;
+}
+export interface VectorSearchResponseMessage {
+  hits: VectorHitMessage[];
+  degraded: boolean;
+  skipped_keys: Buffer[];
+}
+
 /** Request and response type of every RawKV method, by the method's name in the .proto. */
 export interface RawKvMessages {
   RawGet: { request: RawGetRequest; response: RawGetResponse };
@@ -110,6 +150,8 @@ export interface RawKvMessages {
   RawAppend: { request: RawAppendRequest; response: RawAppendResponse };
   RawBatchAppend: { request: RawBatchAppendRequest; response: RawBatchAppendResponse };
   RawDeleteRange: { request: RawDeleteRangeRequest; response: RawDeleteRangeResponse };
+  VectorAppend: { request: VectorAppendRequest; response: VectorAppendResponse };
+  VectorSearch: { request: VectorSearchRequestMessage; response: VectorSearchResponseMessage };
 }
 
 export type RawKvMethod = keyof RawKvMessages;
@@ -125,4 +167,6 @@ export const rawKvMethods: readonly RawKvMethod[] = [
   'RawAppend',
   'RawBatchAppend',
   'RawDeleteRange',
+  'VectorAppend',
+  'VectorSearch',
 ];
