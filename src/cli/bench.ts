@@ -18,6 +18,7 @@ import type { PeerKind } from '../loadgen/peers/types.js';
 export const BENCH_TARGETS: Record<string, { peer: PeerKind; pick?: 'resp' | 'grpc' }> = {
   'ragkv-resp': { peer: 'ragkv', pick: 'resp' },
   'ragkv-grpc': { peer: 'ragkv', pick: 'grpc' },
+  'ragkv-cluster': { peer: 'ragkv-cluster', pick: 'resp' },
   redis: { peer: 'redis' },
   'redis-replicated': { peer: 'redis-replicated' },
   'redis-always': { peer: 'redis-always' },

@@ -32,7 +32,10 @@ export function helpText(): string {
   return `ragkv ${version()}: a read-optimized, Dynamo-style key-value store for RAG
 
 Usage:
-  ragkv start [options]   run a node until SIGINT or SIGTERM
+  ragkv start [options]   run a node until SIGINT or SIGTERM; with --node-id, --peer-port
+                          and --seeds it is one member of a cluster
+  ragkv local-cluster     run a 3-member cluster on loopback, data under ./data/n<i>
+                          (what 'npm start' runs; ragkv local-cluster --help)
   ragkv bench [options]   load-test ragkv, Redis and etcd side by side (ragkv bench --help)
   ragkv help              show this help (also --help, -h, ragkv start --help)
   ragkv --version         print the version
@@ -68,6 +71,8 @@ export async function main(argv: string[]): Promise<number> {
       return start(rest);
     case 'bench':
       return (await import('./bench.js')).benchMain(rest);
+    case 'local-cluster':
+      return (await import('./local-cluster.js')).localClusterMain(rest);
     case undefined:
       process.stderr.write(`ragkv: missing command\n\n${helpText()}`);
       return 2;

@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { defaultLimits } from '../common/limits.js';
 import { rawKvMethods, type KvPairMessage, type RawKvMessages, type RawKvMethod } from '../server/grpc/messages.js';
+import { protoLoaderOptions } from '../server/grpc/proto.js';
 
 export type * from '../server/grpc/messages.js';
 export { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
@@ -60,14 +61,6 @@ export interface RawKvClientOptions {
   channelOptions?: grpc.ChannelOptions;
 }
 
-const loaderOptions: protoLoader.Options = {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  bytes: Buffer,
-  defaults: true,
-  oneofs: true,
-};
 
 const methodNames: readonly RawKvMethod[] = rawKvMethods;
 
@@ -81,7 +74,7 @@ let clientConstructor: grpc.ServiceClientConstructor | null = null;
 
 function rawKvClientConstructor(): grpc.ServiceClientConstructor {
   if (clientConstructor === null) {
-    const packageDefinition = protoLoader.loadSync(rawKvProtoPath, loaderOptions);
+    const packageDefinition = protoLoader.loadSync(rawKvProtoPath, protoLoaderOptions);
     const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
       ragkv: { v1: { RawKV: grpc.ServiceClientConstructor } };
     };

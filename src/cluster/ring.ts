@@ -86,8 +86,13 @@ export class Ring {
 
   /** Preference list of a ring position: the owner of the first token at or after it, and on. */
   listAt(position: number): NodeId[] {
+    if (this.tokens.length === 0) return [];
+    return this.lists[this.tokenAt(position)]!;
+  }
+
+  /** Index of the first token at or after `position`, wrapping to 0 past the last. */
+  private tokenAt(position: number): number {
     const t = this.tokens;
-    if (t.length === 0) return [];
     let lo = 0;
     let hi = t.length;
     while (lo < hi) {
@@ -95,7 +100,7 @@ export class Ring {
       if (t[mid]! < position) lo = mid + 1;
       else hi = mid;
     }
-    return this.lists[lo === t.length ? 0 : lo]!;
+    return lo === t.length ? 0 : lo;
   }
 
   /**
@@ -109,13 +114,7 @@ export class Ring {
     if (out.length === this.members.length) return out;
     const seen = new Set(out);
     const t = this.tokens;
-    let lo = 0;
-    let hi = t.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (t[mid]! < position) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = this.tokenAt(position);
     for (let j = 0; j < t.length && out.length < this.members.length; j++) {
       const id = this.lists[(lo + j) % t.length]![0]!;
       if (!seen.has(id)) {
@@ -128,23 +127,20 @@ export class Ring {
 
   /** Share of the ring each member owns as primary (sums to 1). */
   primaryShares(): Map<NodeId, number> {
-    const shares = new Map<NodeId, number>(this.members.map((m) => [m.id, 0]));
-    const t = this.tokens;
-    for (let i = 0; i < t.length; i++) {
-      const prev = i === 0 ? t[t.length - 1]! - 2 ** 32 : t[i - 1]!;
-      const owner = this.lists[i]![0]!;
-      shares.set(owner, shares.get(owner)! + (t[i]! - prev) / 2 ** 32);
-    }
-    return shares;
+    return this.shares((list) => list.slice(0, 1));
   }
 
   /** Share of the ring each member holds a replica of (sums to N). */
   replicaShares(): Map<NodeId, number> {
+    return this.shares((list) => list);
+  }
+
+  private shares(holders: (list: NodeId[]) => NodeId[]): Map<NodeId, number> {
     const shares = new Map<NodeId, number>(this.members.map((m) => [m.id, 0]));
     const t = this.tokens;
     for (let i = 0; i < t.length; i++) {
       const prev = i === 0 ? t[t.length - 1]! - 2 ** 32 : t[i - 1]!;
-      for (const id of this.lists[i]!) shares.set(id, shares.get(id)! + (t[i]! - prev) / 2 ** 32);
+      for (const id of holders(this.lists[i]!)) shares.set(id, shares.get(id)! + (t[i]! - prev) / 2 ** 32);
     }
     return shares;
   }

@@ -59,7 +59,7 @@ import {
   encodeWrite,
   localVectorSearch,
 } from './replica.js';
-import { InputChecks } from './validate.js';
+import { InputChecks, expiryConditionHolds } from './validate.js';
 
 /** What the coordinator needs to know of the cluster: the ring and who is reachable. */
 export interface ClusterView {
@@ -791,19 +791,4 @@ function fieldOf(r: Record | null, field: Buffer, nowMs: number): Buffer | null 
 /** A record's bytes with fields in name order: equal state, equal bytes. */
 function canonical(r: Record): Buffer {
   return encodeRecord({ ...r, fields: new Map([...r.fields].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) });
-}
-
-function expiryConditionHolds(condition: ExpireCondition | undefined, current: number, atMs: number): boolean {
-  switch (condition) {
-    case undefined:
-      return true;
-    case 'NX':
-      return current === 0;
-    case 'XX':
-      return current > 0;
-    case 'GT':
-      return current > 0 && atMs > current;
-    case 'LT':
-      return current === 0 || atMs < current;
-  }
 }

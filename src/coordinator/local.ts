@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Limits } from '../common/limits.js';
 import { invalidArgument } from '../common/errors.js';
-import { InputChecks } from './validate.js';
+import { InputChecks, expiryConditionHolds } from './validate.js';
 import type { ItemBatchInput } from '../compute/vector-items.js';
 import { checkShape, searchLists } from '../compute/vector-search.js';
 import { encodeBatch, encodeDeletes, itemCount, itemRange } from './vectors.js';
@@ -513,21 +513,5 @@ export class LocalCoordinator implements KvApi {
       pendingWrites: this.store.pending,
       namespaces: this.store.namespaces(),
     };
-  }
-}
-
-function expiryConditionHolds(condition: ExpireCondition | undefined, current: number, atMs: number): boolean {
-  switch (condition) {
-    case undefined:
-      return true;
-    case 'NX':
-      return current === 0;
-    case 'XX':
-      return current > 0;
-    case 'GT':
-      // A key without expiry counts as expiring never: nothing is greater.
-      return current > 0 && atMs > current;
-    case 'LT':
-      return current === 0 || atMs < current;
   }
 }

@@ -1,6 +1,7 @@
 /** Input checks shared by every coordinator: each names the limit it enforces. */
 import type { Limits } from '../common/limits.js';
 import { KvError, invalidArgument, overLimit } from '../common/errors.js';
+import type { ExpireCondition } from './api.js';
 
 export class InputChecks {
   constructor(readonly limits: Limits) {}
@@ -51,5 +52,22 @@ export class InputChecks {
 
   rangeBounds(start: Buffer, end: Buffer | null): void {
     if (end && end.length > 0 && Buffer.compare(start, end) > 0) throw invalidArgument('start key must not be after end key');
+  }
+}
+
+/** Whether EXPIRE's NX|XX|GT|LT condition lets a new expiry `atMs` replace `current` (0 = none). */
+export function expiryConditionHolds(condition: ExpireCondition | undefined, current: number, atMs: number): boolean {
+  switch (condition) {
+    case undefined:
+      return true;
+    case 'NX':
+      return current === 0;
+    case 'XX':
+      return current > 0;
+    case 'GT':
+      // A key without expiry counts as expiring never: nothing is greater.
+      return current > 0 && atMs > current;
+    case 'LT':
+      return current === 0 || atMs < current;
   }
 }

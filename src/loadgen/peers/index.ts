@@ -6,6 +6,7 @@
  * | kind             | processes                     | durability                                 |
  * |------------------|-------------------------------|--------------------------------------------|
  * | ragkv            | 1 ragkv node                  | its --durability (default fsync)           |
+ * | ragkv-cluster    | 3 ragkv members, N=3 W=2 R=1  | its --durability on each (default fsync)   |
  * | redis            | 1 redis-server                | AOF, appendfsync everysec                  |
  * | redis-always     | 1 redis-server                | AOF, appendfsync always                    |
  * | redis-replicated | primary + 2 replicas          | AOF everysec on each; targets WAIT replicas |
@@ -14,18 +15,21 @@
 import type { TargetSpec } from '../targets/spec.js';
 import { startEtcd } from './etcd.js';
 import { startRagkv } from './ragkv.js';
+import { startRagkvCluster } from './ragkv-cluster.js';
 import { startRedis } from './redis.js';
 import type { PeerHandle, PeerKind, PeerOptions } from './types.js';
 
 export type { PeerHandle, PeerKind, PeerOptions } from './types.js';
 export { ensureDebianPackages, etcdPackages, findBinary, redisPackages } from './install.js';
 
-export const peerKinds: readonly PeerKind[] = ['ragkv', 'redis', 'redis-replicated', 'redis-always', 'etcd'];
+export const peerKinds: readonly PeerKind[] = ['ragkv', 'ragkv-cluster', 'redis', 'redis-replicated', 'redis-always', 'etcd'];
 
 export async function startPeer(kind: PeerKind, options: PeerOptions): Promise<PeerHandle> {
   switch (kind) {
     case 'ragkv':
       return startRagkv(options);
+    case 'ragkv-cluster':
+      return startRagkvCluster(options);
     case 'redis':
       return startRedis({ ...options, name: 'redis', fsync: 'everysec', replicas: 0 });
     case 'redis-always':

@@ -1,6 +1,6 @@
 import type { TargetSpec } from '../targets/spec.js';
 
-export type PeerKind = 'ragkv' | 'redis' | 'redis-replicated' | 'redis-always' | 'etcd';
+export type PeerKind = 'ragkv' | 'ragkv-cluster' | 'redis' | 'redis-replicated' | 'redis-always' | 'etcd';
 
 export interface PeerOptions {
   /** Data directories go below it (each peer's own sub-directories are emptied first). */

@@ -9,7 +9,8 @@
  * | etcd         | EtcdTarget       | one value; update = get + CAS    | range with limit         |
  *
  * A `redis` spec with more than one endpoint is a primary (first) with replicas: writes go
- * to the primary and WAIT for replicas, reads go round-robin to the replicas.
+ * to the primary and WAIT for replicas, reads go round-robin to the replicas. A `ragkv-resp`
+ * spec with more than one endpoint is a cluster: every operation goes to the next member.
  */
 import type { Target, TargetFactory } from '../target.js';
 import { EtcdTarget, type EtcdTargetOptions } from './etcd.js';
@@ -39,19 +40,27 @@ export function createTargetFactory(spec: TargetSpec, options: TargetFactoryOpti
   const make = (create: () => Promise<Target>): TargetFactory => ({ name: spec.name, create });
 
   switch (spec.kind) {
-    case 'ragkv-resp':
+    case 'ragkv-resp': {
+      const members = spec.endpoints;
+      const where =
+        members.length === 1
+          ? `at ${first}`
+          : `to ${members.length} cluster members ${members.join(',')}, one connection each, every operation (read or write) ` +
+            `to the next member round-robin (the member that receives it coordinates the replicas)`;
       return make(() =>
         RespTarget.connect({
           name: spec.name,
           primary: first,
+          ...(members.length > 1 ? { readers: members, spreadWrites: true } : {}),
           keyIndex: false,
           describe:
-            `ragkv over RESP at ${first} (ioredis): records as hashes (HSET all fields / HGETALL / HSET some fields), ` +
+            `ragkv over RESP ${where} (ioredis): records as hashes (HSET all fields / HGETALL / HSET some fields), ` +
             `values GET / MGET / SET / APPEND; no ordered scan over RESP (use ragkv-grpc for YCSB workload E)`,
           scanUnsupported:
             `${spec.name}: scanRecords is not supported over RESP (ragkv's SCAN is not key-ordered); use the ragkv-grpc target for YCSB workload E`,
         }),
       );
+    }
     case 'ragkv-grpc':
       return make(() => new RagkvGrpcTarget(spec.name, first).connect());
     case 'redis': {

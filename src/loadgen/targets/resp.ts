@@ -12,6 +12,9 @@
  *   `WAIT <waitReplicas> <waitTimeoutMs>`, so an acknowledged write is in the memory of that
  *   many replicas (compare ragkv's W=QUORUM/ALL); fewer acks within the timeout is an error.
  *   Reads go round-robin to the replicas.
+ * - ragkv-resp with several endpoints (a ragkv cluster): one connection to each member, and
+ *   every operation, read or write, goes to the next member round-robin (`spreadWrites`);
+ *   any member coordinates any key.
  */
 import type { Redis } from 'ioredis';
 import type { RecordFields, Target } from '../target.js';
@@ -25,8 +28,10 @@ export interface RespTargetOptions {
   describe: string;
   /** Endpoint that takes writes (and reads when there are no readers). */
   primary: string;
-  /** Endpoints that serve reads round-robin; empty: reads go to the primary. */
+  /** Endpoints that serve reads round-robin; empty: reads go to the primary. The primary may be one of them (one connection then serves both). */
   readers?: string[];
+  /** Writes also go round-robin over the readers (every endpoint takes writes: ragkv cluster members). */
+  spreadWrites?: boolean;
   /** Keep the `_index` sorted set and support `scanRecords` (Redis). */
   keyIndex: boolean;
   /** WAIT for this many replicas after each write; 0: do not wait. */
@@ -67,6 +72,10 @@ export class RespTarget implements Target {
       opened.push(primary);
       const readers: Redis[] = [];
       for (const endpoint of options.readers ?? []) {
+        if (endpoint === options.primary) {
+          readers.push(primary);
+          continue;
+        }
         const reader = await connectResp(endpoint, options.connect);
         opened.push(reader);
         readers.push(reader);
@@ -96,7 +105,7 @@ export class RespTarget implements Target {
   private async write(build: (p: ReturnType<Redis['pipeline']>) => void): Promise<void> {
     const waiting = this.waitReplicas > 0;
     const timeoutMs = this.options.waitTimeoutMs ?? 1000;
-    const p = this.primary.pipeline();
+    const p = (this.options.spreadWrites ? this.reader() : this.primary).pipeline();
     build(p);
     if (waiting) p.call('WAIT', this.waitReplicas, timeoutMs);
     const results = unwrap(await p.exec());

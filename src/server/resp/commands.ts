@@ -27,6 +27,7 @@ import {
   VECTOR_DIM_MAX,
   elementBytes,
   parseMetric,
+  globMatch,
 } from '../../compute/index.js';
 import type { Connection, Encoder } from './connection.js';
 import { databaseCount, redisVersion } from './databases.js';
@@ -579,7 +580,7 @@ function config(c: Connection, args: Buffer[]): void {
     const found: [string, string][] = [];
     for (const [name, value] of values) {
       for (let i = 2; i < args.length; i++) {
-        if (globMatch(args[i]!.toString('latin1').toLowerCase(), name)) {
+        if (globMatch(Buffer.from(args[i]!.toString('latin1').toLowerCase(), 'latin1'), Buffer.from(name, 'latin1'))) {
           found.push([name, value]);
           break;
         }
@@ -613,63 +614,6 @@ function configValues(c: Connection): [string, string][] {
   ];
 }
 
-/** Redis glob match (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes) of a whole string. */
-export function globMatch(pattern: string, s: string): boolean {
-  let p = 0;
-  let i = 0;
-  let starP = -1;
-  let starI = 0;
-  while (i < s.length) {
-    if (p < pattern.length) {
-      const pc = pattern[p]!;
-      if (pc === '*') {
-        starP = p++;
-        starI = i;
-        continue;
-      }
-      if (pc === '?') {
-        p++;
-        i++;
-        continue;
-      }
-      if (pc === '[') {
-        let q = p + 1;
-        const negate = pattern[q] === '^';
-        if (negate) q++;
-        let matched = false;
-        while (q < pattern.length && pattern[q] !== ']') {
-          if (pattern[q] === '\\' && q + 1 < pattern.length) {
-            if (pattern[q + 1] === s[i]) matched = true;
-            q += 2;
-          } else if (pattern[q + 1] === '-' && q + 2 < pattern.length && pattern[q + 2] !== ']') {
-            if (s[i]! >= pattern[q]! && s[i]! <= pattern[q + 2]!) matched = true;
-            q += 3;
-          } else {
-            if (pattern[q] === s[i]) matched = true;
-            q++;
-          }
-        }
-        if (matched !== negate) {
-          p = q + 1;
-          i++;
-          continue;
-        }
-      } else {
-        const lit = pc === '\\' && p + 1 < pattern.length ? pattern[p + 1]! : pc;
-        if (lit === s[i]) {
-          p += pc === '\\' ? 2 : 1;
-          i++;
-          continue;
-        }
-      }
-    }
-    if (starP < 0) return false;
-    p = starP + 1;
-    i = ++starI;
-  }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
-}
 
 /**
  * RAGKV.CONSISTENCY [READ ONE|QUORUM|ALL] [WRITE ONE|QUORUM|ALL]: sets how many replicas
