@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,70 +15,11 @@ import { makeLimits } from '../src/common/limits.js';
 import { openLocalKv } from '../src/coordinator/index.js';
 import { noMetrics } from '../src/server/metrics.js';
 import { type RespServer, startRespServer } from '../src/server/resp/index.js';
+import { RawClient, encodeCommand } from './helpers/resp.js';
 
 const run = promisify(execFile);
 const redisCliPath = '/usr/bin/redis-cli';
 
-/** A socket that collects everything the server sends; waits on data events, never sleeps. */
-class RawClient {
-  private received = Buffer.alloc(0);
-  private ended = false;
-  private waiter: (() => void) | null = null;
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.received = Buffer.concat([this.received, d]);
-      this.waiter?.();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.waiter?.();
-    });
-    socket.on('error', () => {});
-  }
-
-  static connect(port: number): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const s = connect(port, '127.0.0.1', () => resolve(new RawClient(s)));
-      s.once('error', reject);
-    });
-  }
-
-  send(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  get text(): string {
-    return this.received.toString('latin1');
-  }
-
-  /** Resolves with all text received once it has at least `bytes` bytes. */
-  async readBytes(bytes: number): Promise<string> {
-    while (this.received.length < bytes) {
-      if (this.ended) throw new Error(`closed after ${this.received.length} of ${bytes} bytes: ${JSON.stringify(this.text)}`);
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-    }
-    return this.text;
-  }
-
-  /** Resolves with all text received once the server has closed the connection. */
-  async readUntilClosed(): Promise<string> {
-    while (!this.ended) await new Promise<void>((resolve) => (this.waiter = resolve));
-    return this.text;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-function encodeCommand(...args: (string | Buffer)[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
-  for (const a of args) {
-    const b = typeof a === 'string' ? Buffer.from(a) : a;
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
-  }
-  return Buffer.concat(parts);
-}
 
 let dir: string;
 let closeKv: () => Promise<void>;
