@@ -406,30 +406,63 @@ export class LmdbStore {
 
   /**
    * Runs `fn` inside the next batched write transaction and resolves with its result once
-   * the batch is durable. `fn` reads through this store's read methods (they see the
-   * transaction's own writes) and writes through `apply` / `ensureNamespace`. It must not
-   * throw for bad input: validate before calling `write`.
+   * the batch is durable. Writes issued in one synchronous run (a client's pipelined
+   * commands) share one callback and one stats update; lmdb-js commits every callback of an
+   * event-loop turn in one LMDB transaction, with one flush. `fn` reads through this store's read methods (they see
+   * the transaction's own writes) and writes through `apply` / `ensureNamespace`. A `fn`
+   * that throws rejects its own write only; it must throw before writing (validate first).
    */
-  async write<T>(fn: () => T): Promise<T> {
-    if (this.closed) throw new KvError('UNAVAILABLE', 'storage is closed');
+  write<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new KvError('UNAVAILABLE', 'storage is closed'));
     if (this.pendingWrites >= this.writeQueueMax) {
-      throw overloaded(`write queue is full: ${this.pendingWrites} writes waiting, limit 'writeQueueMax' (${this.writeQueueMax})`);
+      return Promise.reject(
+        overloaded(`write queue is full: ${this.pendingWrites} writes waiting, limit 'writeQueueMax' (${this.writeQueueMax})`),
+      );
     }
     this.pendingWrites++;
-    try {
-      const result = await this.env.transaction(() => {
-        const r = fn();
-        if (this.statsDirty) {
-          this.system.put(statsKey, this.stats);
-          this.statsDirty = false;
+    return new Promise<T>((resolve, reject) => {
+      this.queued.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.commitScheduled) {
+        this.commitScheduled = true;
+        process.nextTick(commitQueuedTick, this);
+      }
+    });
+  }
+
+  private queued: { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private commitScheduled = false;
+
+  /** @internal the nextTick callback of `write`. */
+  commitQueued(): void {
+    const batch = this.queued;
+    this.queued = [];
+    this.commitScheduled = false;
+    const outcomes: { ok: boolean; value: unknown }[] = new Array(batch.length);
+    const done = this.env.transaction(() => {
+      for (let i = 0; i < batch.length; i++) {
+        try {
+          outcomes[i] = { ok: true, value: batch[i]!.fn() };
+        } catch (err) {
+          outcomes[i] = { ok: false, value: err };
         }
-        return r;
-      });
-      if (this.durability === 'fsync') await this.env.flushed;
-      return result;
-    } finally {
-      this.pendingWrites--;
-    }
+      }
+      if (this.statsDirty) {
+        this.system.put(statsKey, this.stats);
+        this.statsDirty = false;
+      }
+    });
+    const settle = (err?: unknown) => {
+      this.pendingWrites -= batch.length;
+      for (let i = 0; i < batch.length; i++) {
+        const o = outcomes[i];
+        if (err !== undefined || !o) batch[i]!.reject(err ?? new KvError('INTERNAL', 'write was not run'));
+        else if (o.ok) batch[i]!.resolve(o.value);
+        else batch[i]!.reject(o.value);
+      }
+    };
+    done
+      .then(() => (this.durability === 'fsync' ? this.env.flushed : undefined))
+      .then(() => settle(), (err: unknown) => settle(err ?? new KvError('INTERNAL', 'commit failed')));
   }
 
   /** Writes waiting for their commit now. */
@@ -770,6 +803,10 @@ function hintKey(target: string, seq: number): Buffer {
 
 function hintTarget(key: Buffer): string {
   return key.toString('utf8', 1, 1 + key[0]!);
+}
+
+function commitQueuedTick(store: LmdbStore): void {
+  store.commitQueued();
 }
 
 const emptyDelta: Record = { tomb: null, base: null, appends: [], fields: new Map(), expiry: null };
