@@ -64,7 +64,7 @@ export interface KMeansOptions {
 /** What `kmeans` found. */
 export interface KMeansResult {
   k: number;
-  dim: number;
+  readonly dim: number;
   /** Centroid c is `centroids[c * dim .. (c + 1) * dim)`. */
   centroids: Float32Array;
   /** Sample inertia (sum of squared distances to the nearest centroid): after seeding, then after each iteration. */
@@ -305,4 +305,38 @@ export function recallAtK(found: readonly number[], truth: Int32Array, k: number
   let hit = 0;
   for (const f of seen) if (want.has(f)) hit++;
   return hit / want.size;
+}
+
+/**
+ * SPFresh's split, done once after assignment: a list longer than `maxSize` is split with
+ * k-means into ceil(size / targetSize) lists; the first part keeps the old centroid's slot and
+ * the others get new centroids at the end. Returns the new centroids and lists (the count may grow).
+ */
+export function splitLargeLists(
+  data: Float32Array, centroids: Float32Array, k: number, dim: number, lists: Int32Array[], maxSize: number, targetSize: number, seed: number,
+): { centroids: Float32Array; k: number; lists: Int32Array[]; splits: number } {
+  const cents: Float32Array[] = [];
+  for (let c = 0; c < k; c++) cents.push(centroids.slice(c * dim, (c + 1) * dim));
+  const out = lists.slice();
+  let splits = 0;
+  for (let c = 0; c < k; c++) {
+    const members = lists[c]!;
+    if (members.length <= maxSize) continue;
+    const parts = Math.ceil(members.length / targetSize);
+    const sub = new Float32Array(members.length * dim);
+    for (let j = 0; j < members.length; j++) sub.set(data.subarray(members[j]! * dim, (members[j]! + 1) * dim), j * dim);
+    const km = kmeans(sub, members.length, dim, parts, { seed: seed + c, iterations: 6 });
+    const groups: number[][] = Array.from({ length: parts }, () => []);
+    for (let j = 0; j < members.length; j++) groups[nearestCentroid(sub, j, km.centroids, parts, dim)[0]]!.push(members[j]!);
+    for (let p = 0; p < parts; p++) {
+      const centroid = km.centroids.slice(p * dim, (p + 1) * dim);
+      const slot = p === 0 ? c : cents.length;
+      cents[slot] = centroid;
+      out[slot] = Int32Array.from(groups[p]!);
+    }
+    splits++;
+  }
+  const flat = new Float32Array(cents.length * dim);
+  cents.forEach((cc, i) => flat.set(cc, i * dim));
+  return { centroids: flat, k: cents.length, lists: out, splits };
 }

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import { encodeItemBatch } from '../../compute/vector-items.js';
 import { type ClusteredData, type DataType, type Dataset, generateClustered, row, rowBlob } from './dataset.js';
-import { type KMeansResult, assignWithReplication, bruteForceKnn, kmeans } from './kmeans.js';
+import { type KMeansResult, assignWithReplication, bruteForceKnn, kmeans, splitLargeLists } from './kmeans.js';
 
 /** What to build. */
 export interface SpannSpec {
@@ -26,6 +26,11 @@ export interface SpannSpec {
   iterations: number;
   maxReplicas: number;
   epsilon: number;
+  /**
+   * Lists longer than this are split (SPFresh's split) into lists of about count/lists
+   * vectors; 0 = never.
+   */
+  maxListSize: number;
   /** Key of list c is `${keyPrefix}${c}`. */
   keyPrefix: string;
 }
@@ -34,11 +39,11 @@ export interface SpannSpec {
 export const VARIANTS: Record<string, SpannSpec> = {
   u8x128: {
     name: 'u8x128', type: 'uint8', dim: 128, count: 100_000, queries: 500, blobs: 1000, lists: 1000,
-    seed: 42, sampleSize: 20_000, iterations: 8, maxReplicas: 2, epsilon: 0.1, keyPrefix: 'list:',
+    seed: 42, sampleSize: 20_000, iterations: 8, maxReplicas: 2, epsilon: 0.1, maxListSize: 150, keyPrefix: 'list:',
   },
   f32x768: {
     name: 'f32x768', type: 'float32', dim: 768, count: 20_000, queries: 300, blobs: 170, lists: 170,
-    seed: 43, sampleSize: 20_000, iterations: 8, maxReplicas: 2, epsilon: 0.1, keyPrefix: 'list768:',
+    seed: 43, sampleSize: 20_000, iterations: 8, maxReplicas: 2, epsilon: 0.1, maxListSize: 180, keyPrefix: 'list768:',
   },
 };
 
@@ -74,7 +79,17 @@ export function buildIndex(spec: SpannSpec, log: Log = () => {}): SpannIndex {
   });
   const kmSeconds = lap();
   log(`${spec.name}: k-means (k=${spec.lists}, sample ${km.sampleSize}) in ${kmSeconds.toFixed(1)}s`);
-  const { lists, replicas } = assignWithReplication(data.base.vectors, spec.count, km.centroids, spec.lists, spec.dim, { maxReplicas: spec.maxReplicas, epsilon: spec.epsilon });
+  const assigned = assignWithReplication(data.base.vectors, spec.count, km.centroids, spec.lists, spec.dim, { maxReplicas: spec.maxReplicas, epsilon: spec.epsilon });
+  const replicas = assigned.replicas;
+  let lists = assigned.lists;
+  if (spec.maxListSize > 0) {
+    const target = Math.max(1, Math.round(spec.count / spec.lists));
+    const split = splitLargeLists(data.base.vectors, km.centroids, km.k, spec.dim, lists, spec.maxListSize, target, spec.seed);
+    if (split.splits > 0) log(`${spec.name}: split ${split.splits} lists longer than ${spec.maxListSize} into lists of ~${target}: ${km.k} -> ${split.k} lists`);
+    km.centroids = split.centroids;
+    km.k = split.k;
+    lists = split.lists;
+  }
   const assign = lap();
   const sizes = lists.map((l) => l.length).sort((a, b) => a - b);
   log(`${spec.name}: assigned in ${assign.toFixed(1)}s; ${replicas} boundary copies (${((100 * replicas) / spec.count).toFixed(1)}%); list sizes min ${sizes[0]} median ${sizes[sizes.length >> 1]} max ${sizes[sizes.length - 1]}`);
