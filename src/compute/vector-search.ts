@@ -6,7 +6,7 @@
 import { KvError, invalidArgument } from '../common/errors.js';
 import { type ElementType, type ItemBatch, listShape, parseSegments } from './vector-items.js';
 import { type Metric, scoreSegments } from './vector-score.js';
-import { type KeyedHit, checkK, mergeTopK } from './topk.js';
+import { type KeyedHit, checkK } from './topk.js';
 
 export interface VectorSearchRequest {
   keys: Buffer[];
@@ -88,7 +88,12 @@ export async function searchLists(
       })),
     );
   }
-  return mergeTopK(perList, req.k).map((h) => ({ ...h, key: h.key as Buffer }));
+  // Each list is searched once per request, so no (key, id) comes from two places: a sort
+  // of the per-list top-k lists is the merge (mergeTopK, which also removes duplicates,
+  // is for answers from several replicas).
+  const all = perList.flat() as VectorHit[];
+  all.sort((a, b) => a.distance - b.distance || Buffer.compare(a.key, b.key) || Buffer.compare(a.id, b.id));
+  return all.length > req.k ? all.slice(0, req.k) : all;
 }
 
 /** A live item of a list, in append order. */

@@ -258,10 +258,14 @@ export class LmdbStore {
     const at = headerExpireAt(raw);
     if (at > 0 && nowMs > at) return null;
     const inline = headerInline(raw);
-    if (inline) return [Buffer.from(inline)];
+    if (inline) return [alignedPiece(inline)];
     const prefix = ownerPrefix(nsId, key);
     const pieces: Buffer[] = [];
-    for (const { value } of this.segments.getRange({ start: prefix, end: prefixEnd(prefix) })) pieces.push(entryPayload(value));
+    // Peek each entry without lmdb-js's copy, then copy its payload once into fresh memory:
+    // 4-byte aligned, so typed-array views over vector blocks need no second copy.
+    for (const k of this.segments.getKeys({ start: prefix, end: prefixEnd(prefix) })) {
+      pieces.push(alignedPiece(entryPayload(this.segments.getBinaryFast(k)!)));
+    }
     return pieces;
   }
 
@@ -803,6 +807,17 @@ function hintKey(target: string, seq: number): Buffer {
 
 function hintTarget(key: Buffer): string {
   return key.toString('utf8', 1, 1 + key[0]!);
+}
+
+/**
+ * A copy of `bytes` that is 8-byte aligned: Node's pool hands out slices at multiples of 8
+ * and larger buffers get their own ArrayBuffer (checked, so a change in Node cannot slip by).
+ */
+function alignedPiece(bytes: Buffer): Buffer {
+  let out = Buffer.allocUnsafe(bytes.length);
+  if (out.byteOffset % 8 !== 0) out = Buffer.from(new ArrayBuffer(bytes.length));
+  bytes.copy(out);
+  return out;
 }
 
 function commitQueuedTick(store: LmdbStore): void {

@@ -46,6 +46,11 @@ export interface CommandSpec {
    * the connection has no write in flight, so reads see the connection's own writes.
    */
   readonly concurrent: boolean;
+  /**
+   * True for reads that always reply through `defer` (or `fail`): they may start while
+   * earlier reads of the connection are in flight, but still wait for its writes.
+   */
+  readonly asyncRead: boolean;
   readonly flags: readonly string[];
   readonly firstKey: number;
   readonly lastKey: number;
@@ -848,6 +853,7 @@ function info(c: Connection, args: Buffer[]): void {
 interface Def {
   arity: number;
   concurrent?: boolean;
+  asyncRead?: boolean;
   flags: string[];
   keys?: [number, number, number];
   run: (c: Connection, args: Buffer[]) => void;
@@ -902,7 +908,7 @@ const defs: Record<string, Def> = {
   vdel: { arity: -3, concurrent: true, flags: ['write'], keys: k1, run: vdel },
   vcard: { arity: 2, flags: r, keys: k1, run: vcard },
   vrange: { arity: -4, flags: ['readonly'], keys: k1, run: vrange },
-  vsearch: { arity: -7, flags: ['readonly'], run: vsearch },
+  vsearch: { arity: -7, asyncRead: true, flags: ['readonly'], run: vsearch },
   mhmget: { arity: -4, flags: ['readonly'], run: mhmget },
 };
 
@@ -911,6 +917,7 @@ export const commandTable: readonly CommandSpec[] = Object.entries(defs).map(([n
   name,
   arity: d.arity,
   concurrent: d.concurrent === true,
+  asyncRead: d.asyncRead === true,
   flags: d.flags,
   firstKey: d.keys?.[0] ?? 0,
   lastKey: d.keys?.[1] ?? 0,

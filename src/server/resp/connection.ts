@@ -86,6 +86,10 @@ export class Connection implements ClientView {
   /** Set during a command by `fail` or `defer`, read by the metrics call after it. */
   private commandError: string | undefined = undefined;
   private commandDeferred = false;
+  /** The running command is a write (its deferred reply counts in `writesInFlight`). */
+  private runningWrite = false;
+  /** Writes of this connection not yet acknowledged: reads wait for them (read-your-writes). */
+  private writesInFlight = 0;
 
   constructor(id: number, socket: Socket, server: ServerContext) {
     this.id = id;
@@ -117,17 +121,21 @@ export class Connection implements ClientView {
   defer<T>(promise: Promise<T>, encode: Encoder<T>): void {
     const slot: Slot = { done: false, value: undefined, encode: encode as Encoder<unknown>, error: null, resp3: this.w.resp3 };
     this.slots.push(slot);
+    const isWrite = this.runningWrite;
+    if (isWrite) this.writesInFlight++;
     this.commandDeferred = true;
     const name = this.lastCommandName;
     const startMs = performance.now();
     promise.then(
       (value) => {
+        if (isWrite) this.writesInFlight--;
         slot.done = true;
         slot.value = value;
         this.server.metrics.observe('resp', name, (performance.now() - startMs) / 1000);
         this.scheduleFlush();
       },
       (e: unknown) => {
+        if (isWrite) this.writesInFlight--;
         slot.done = true;
         slot.error = this.errorOf(e);
         this.server.metrics.observe('resp', name, (performance.now() - startMs) / 1000, codeOf(e));
@@ -248,7 +256,10 @@ export class Connection implements ClientView {
         }
         const spec = lookupCommand(args[0]!);
         const inFlight = this.slotCount;
-        if (inFlight > 0 && (inFlight >= inFlightMax || (spec !== undefined && !spec.concurrent))) {
+        // Writes may overlap earlier writes; an async read (it always replies through a slot)
+        // may overlap earlier reads but waits for writes; everything else waits for all.
+        const mayStart = spec !== undefined && (spec.concurrent || (spec.asyncRead && this.writesInFlight === 0));
+        if (inFlight > 0 && (inFlight >= inFlightMax || (spec !== undefined && !mayStart))) {
           this.held = args;
           break;
         }
@@ -282,6 +293,7 @@ export class Connection implements ClientView {
       return;
     }
     this.lastCommandName = spec.name;
+    this.runningWrite = spec.concurrent;
     const n = args.length;
     if (spec.arity > 0 ? n !== spec.arity : n < -spec.arity) {
       this.fail(arityError(spec.name));
