@@ -539,7 +539,7 @@ export class ClusterCoordinator implements KvApi {
     let total = 0;
     let from = start;
     for (;;) {
-      const keys = await this.scanMerged(ns, from, end.length > 0 ? end : null, 1000, false, true);
+      const keys = await this.scanMerged(ns, from, end.length > 0 ? end : null, 1000, false);
       if (keys.length === 0) return total;
       total += await this.del(ns, keys);
       from = Buffer.concat([keys[keys.length - 1]!, Buffer.from([0])]);
@@ -635,8 +635,7 @@ export class ClusterCoordinator implements KvApi {
    * Keys in order across the cluster: every reachable member lists its first `limit` keys in
    * range; the smallest `limit` of their union are exactly the cluster's next `limit` keys.
    */
-  private async scanMerged(ns: string, start: Buffer, end: Buffer | null, limit: number, reverse: boolean, live: boolean): Promise<Buffer[]> {
-    void live;
+  private async scanMerged(ns: string, start: Buffer, end: Buffer | null, limit: number, reverse: boolean): Promise<Buffer[]> {
     const members = this.view.aliveMembers();
     const lists = await Promise.all(
       members.map(async (m) => {
@@ -660,7 +659,7 @@ export class ClusterCoordinator implements KvApi {
     this.checks.namespace(ns);
     const count = Math.min(Math.max(1, options.count), this.checks.limits.scanLimitMax);
     const start = options.cursor ? Buffer.concat([options.cursor, Buffer.from([0])]) : Buffer.alloc(0);
-    const keys = await this.scanMerged(ns, start, null, count, false, true);
+    const keys = await this.scanMerged(ns, start, null, count, false);
     const match = options.match;
     const page = match ? keys.filter((k) => globMatch(match, k)) : keys;
     return { keys: page, next: keys.length < count ? null : keys[keys.length - 1]! };
@@ -672,7 +671,7 @@ export class ClusterCoordinator implements KvApi {
     const start = options.start ?? Buffer.alloc(0);
     const end = options.end && options.end.length > 0 ? options.end : null;
     this.checks.rangeBounds(start, end);
-    const keys = await this.scanMerged(ns, start, end, options.limit, options.reverse ?? false, true);
+    const keys = await this.scanMerged(ns, start, end, options.limit, options.reverse ?? false);
     if (options.keyOnly) return keys.map((key) => ({ key, value: Buffer.alloc(0) }));
     const values = await this.getMany(ns, keys);
     return keys.map((key, i) => ({ key, value: values[i] ?? Buffer.alloc(0) }));

@@ -1,5 +1,5 @@
 /** Vector-list helpers shared by the coordinators: encoding a batch and reading items. */
-import { KvError, invalidArgument } from '../common/errors.js';
+import { invalidArgument } from '../common/errors.js';
 import { encodeDeleteBatch, encodeItemBatch, FLOAT16_TABLE, type ItemBatchInput } from '../compute/vector-items.js';
 import { itemVector, listBatches, liveItems } from '../compute/vector-search.js';
 import type { VectorItem } from './api.js';
@@ -52,4 +52,3 @@ export function itemRange(
   }));
 }
 
-export { KvError };

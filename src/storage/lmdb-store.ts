@@ -10,10 +10,9 @@
  * A write applies a delta (a `Record`, see record.ts) with the same result as `merge`, but
  * touches only what the delta changes: an append writes its bytes and a small header.
  */
-import assert from 'node:assert/strict';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { KvError, overloaded } from '../common/errors.js';
-import { type Record, type Segment, compareSegments } from './record.js';
+import type { Record, Segment } from './record.js';
 import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion, readVersion } from './version.js';
 import {
   type ChunkPart,
@@ -87,7 +86,6 @@ const statsKey = 'stats';
 const storageFormat = 1;
 const formatKey = 'format';
 const nsKeyPrefix = 'ns:';
-const defaultNamespace = 'default';
 
 export class LmdbStore {
   private readonly env: RootDatabase;
@@ -488,9 +486,6 @@ export class LmdbStore {
     return id;
   }
 
-  /** Id of the namespace a write goes to; `default` always exists once written. */
-  static readonly defaultNamespace = defaultNamespace;
-
   /**
    * Merges `delta` into the stored record of `key` (only inside `write`). Returns the
    * record's header afterwards (size, field count, expiry) for replies such as APPEND's.
@@ -839,5 +834,3 @@ export function openStore(options: StoreOptions): LmdbStore {
   return new LmdbStore(options);
 }
 
-export { compareSegments };
-assert.ok(segKeyBytes === 28);
