@@ -282,6 +282,32 @@ export function procCpuTicks(pid: number | undefined): number | null {
   }
 }
 
+/** User-mode CPU time of a process so far, in ticks; null if unknown. */
+export function procUserTicks(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[11]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * User-mode CPU time of the whole machine so far (user + nice), in ticks. Other programs
+ * (builds, tests) run mostly in user mode, while the kernel work a benchmark causes itself
+ * (write-back, loopback networking) is system time: so this is the cleaner signal of
+ * "someone else is using the machine".
+ */
+export function machineUserTicks(): number | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return (f[0] ?? 0) + (f[1] ?? 0);
+  } catch {
+    return null;
+  }
+}
+
 /** Busy CPU time of the whole machine so far (all CPUs, idle and iowait excluded), in ticks. */
 export function machineBusyTicks(): number | null {
   try {
@@ -312,19 +338,39 @@ export async function backgroundCpuPct(ms = 1000): Promise<number | null> {
   return Math.max(0, Math.round(((b - a - ownTicks) / TICKS_PER_SEC / seconds) * 100));
 }
 
-/** Measures the CPU used between start() and stop(): this process, the machine, and the rest. */
-export function cpuMeter(): { stop(): { ownPct: number; machinePct: number | null; otherPct: number | null } } {
+export interface CpuUse {
+  /** This process, all threads, % of one core. */
+  ownPct: number;
+  /** The whole machine, % of one core (nproc * 100 = saturated). */
+  machinePct: number | null;
+  /** machine - this process: kernel work (write-back, network) and other programs. */
+  otherPct: number | null;
+  /** User-mode CPU of everything but this process: other programs, the noise signal. */
+  otherUserPct: number | null;
+}
+
+/** Measures the CPU used between the call and stop(): this process, the machine, and the rest. */
+export function cpuMeter(): { stop(): CpuUse } {
   const own0 = process.cpuUsage();
   const m0 = machineBusyTicks();
+  const u0 = machineUserTicks();
   const t0 = performance.now();
   return {
     stop() {
       const seconds = (performance.now() - t0) / 1000;
       const own = process.cpuUsage(own0);
       const ownPct = Math.round(((own.user + own.system) / 1e6 / seconds) * 100);
+      const ownUserPct = (own.user / 1e6 / seconds) * 100;
       const m1 = machineBusyTicks();
+      const u1 = machineUserTicks();
       const machinePct = m0 === null || m1 === null ? null : Math.round(((m1 - m0) / TICKS_PER_SEC / seconds) * 100);
-      return { ownPct, machinePct, otherPct: machinePct === null ? null : Math.max(0, machinePct - ownPct) };
+      const machineUserPct = u0 === null || u1 === null ? null : ((u1 - u0) / TICKS_PER_SEC / seconds) * 100;
+      return {
+        ownPct,
+        machinePct,
+        otherPct: machinePct === null ? null : Math.max(0, machinePct - ownPct),
+        otherUserPct: machineUserPct === null ? null : Math.max(0, Math.round(machineUserPct - ownUserPct)),
+      };
     },
   };
 }

@@ -19,7 +19,9 @@ import {
   TICKS_PER_SEC,
   commandVersion,
   machineBusyTicks,
+  machineUserTicks,
   procCpuTicks,
+  procUserTicks,
   fmtInt,
   fmtNum,
   fmtRatio,
@@ -90,14 +92,16 @@ interface BenchRow {
   machineCpuPct: number | null;
   /** machine - server - redis-benchmark: other work on the machine (and unattributed kernel time). */
   otherCpuPct: number | null;
+  /** User-mode CPU of other programs (not server, redis-benchmark or this one): the noise signal. */
+  otherUserCpuPct: number | null;
   /** CPU used by the rest of the machine during 1 s of quiet just before the test. */
   backgroundCpuPct: number | null;
   /** Runs of this test; it is run again when other work disturbed it. */
   attempts: number;
 }
 
-/** "Other" CPU (% of one core) during a test above which the test counts as disturbed. */
-const NOISY_PCT = 40;
+/** User-mode CPU (% of one core) of other programs during a test above which it counts as disturbed. */
+const NOISY_PCT = 25;
 
 // ---------------------------------------------------------------- servers
 
@@ -314,18 +318,29 @@ async function runRedisBenchmark(
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (s: string) => (errOut += s));
 
-  const cpu0 = { server: procCpuTicks(server.pid), machine: machineBusyTicks(), t: performance.now() };
+  const snapshot = () => ({
+    server: procCpuTicks(server.pid),
+    serverUser: procUserTicks(server.pid),
+    machine: machineBusyTicks(),
+    machineUser: machineUserTicks(),
+    own: process.cpuUsage(),
+    t: performance.now(),
+  });
+  const cpu0 = snapshot();
   let clientTicks: number | null = null;
+  let clientUserTicks: number | null = null;
   const sampler = setInterval(() => {
     const t = procCpuTicks(child.pid);
+    const u = procUserTicks(child.pid);
     if (t !== null) clientTicks = t;
+    if (u !== null) clientUserTicks = u;
   }, 100);
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('exit', (c) => resolve(c));
     child.once('error', reject);
   });
   clearInterval(sampler);
-  const cpu1 = { server: procCpuTicks(server.pid), machine: machineBusyTicks(), t: performance.now() };
+  const cpu1 = snapshot();
   if (tty && lastProgress) process.stderr.write('\r' + ' '.repeat(122) + '\r');
   if (code !== 0) throw new Error(`redis-benchmark exited with ${code}: ${errOut.trim()}\n${out.slice(-1000)}`);
   const seconds = (cpu1.t - cpu0.t) / 1000;
@@ -343,11 +358,19 @@ async function runRedisBenchmark(
     clientCpuPct: clientTicks === null ? null : Math.round((clientTicks / TICKS_PER_SEC / seconds) * 100),
     machineCpuPct: pct(cpu0.machine, cpu1.machine),
     otherCpuPct: null,
+    otherUserCpuPct: null,
     backgroundCpuPct: background,
     attempts: 1,
   };
   if (row.machineCpuPct !== null && row.serverCpuPct !== null && row.clientCpuPct !== null) {
     row.otherCpuPct = Math.max(0, row.machineCpuPct - row.serverCpuPct - row.clientCpuPct);
+  }
+  const machineUser = pct(cpu0.machineUser, cpu1.machineUser);
+  const serverUser = pct(cpu0.serverUser, cpu1.serverUser);
+  if (machineUser !== null && serverUser !== null && clientUserTicks !== null) {
+    const ownUser = (process.cpuUsage(cpu0.own).user / 1e6 / seconds) * 100;
+    const clientUser = (clientUserTicks / TICKS_PER_SEC / seconds) * 100;
+    row.otherUserCpuPct = Math.max(0, Math.round(machineUser - serverUser - clientUser - ownUser));
   }
   done(
     `${fmtInt(row.opsPerSec)} ops/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms; CPU server ${row.serverCpuPct ?? '?'}%, ` +
@@ -382,16 +405,18 @@ function comparisonTable(rows: BenchRow[], ragkv: TargetName, redis: TargetName,
 
 function cpuTable(rows: BenchRow[], nproc: number): string {
   return markdownTable(
-    ['target', 'test', 'P', 'ops/s', 'server CPU %', 'redis-benchmark CPU %', `machine CPU % (of ${nproc * 100})`, 'other %', 'other % 1 s before'],
+    ['target', 'test', 'P', 'runs', 'ops/s', 'server CPU %', 'redis-benchmark CPU %', `machine CPU % (of ${nproc * 100})`, 'other %', "others' user %", 'other % 1 s before'],
     rows.map((r) => [
       r.target,
       r.test,
       String(r.pipeline),
+      String(r.attempts),
       fmtInt(r.opsPerSec),
       r.serverCpuPct === null ? 'n/a' : String(r.serverCpuPct),
       r.clientCpuPct === null ? 'n/a' : `~${r.clientCpuPct}`,
       r.machineCpuPct === null ? 'n/a' : String(r.machineCpuPct),
       r.otherCpuPct === null ? 'n/a' : `~${r.otherCpuPct}`,
+      r.otherUserCpuPct === null ? 'n/a' : `~${r.otherUserCpuPct}`,
       r.backgroundCpuPct === null ? 'n/a' : String(r.backgroundCpuPct),
     ]),
     2,
@@ -499,8 +524,8 @@ async function main(): Promise<number> {
           for (let attempt = 1; ; attempt++) {
             const row = await runRedisBenchmark(server, test, p, n, { clients, size, keyspace, waitQuietSeconds });
             row.attempts = attempt;
-            if ((row.otherCpuPct ?? 0) > NOISY_PCT && attempt < 3) {
-              note(`  other work used ~${row.otherCpuPct}% of a core during this test; running it again`);
+            if ((row.otherUserCpuPct ?? 0) > NOISY_PCT && attempt < 3) {
+              note(`  other programs used ~${row.otherUserCpuPct}% of a core during this test; running it again`);
               continue;
             }
             rows.push(row);
@@ -567,7 +592,7 @@ async function main(): Promise<number> {
   lines.push(cpuTable(rows, machine.nproc), '');
   lines.push(
     `"other" = machine - server - redis-benchmark: kernel network time not charged to either process, plus anything else running; ` +
-      `a test with more than ${NOISY_PCT}% is run again (up to 3 runs). ` +
+      `"others' user" is the user-mode CPU of other programs only; a test during which it exceeds ${NOISY_PCT}% is run again (up to 3 runs). ` +
       `"other 1 s before" is the machine's load while this program sat idle just before the test: well above 0 means other work shared the CPUs and the figures are noisy.`,
     '',
   );
@@ -579,10 +604,10 @@ async function main(): Promise<number> {
       '',
     );
   }
-  const noisy = rows.filter((r) => (r.backgroundCpuPct ?? 0) > 20 || (r.otherCpuPct ?? 0) > NOISY_PCT);
+  const noisy = rows.filter((r) => (r.otherUserCpuPct ?? 0) > NOISY_PCT);
   if (noisy.length) {
     lines.push(
-      `**Warning:** other work was using the machine before or during ${noisy.length} of ${rows.length} tests ` +
+      `**Warning:** other programs were using the machine during ${noisy.length} of ${rows.length} tests ` +
         `(${noisy.map((r) => `${r.target} ${r.test} P=${r.pipeline}`).join(', ')}): re-run on a quiet machine for figures to rely on.`,
       '',
     );
