@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ArgvReader } from '../common/argv.js';
 import { ALL_WORKLOAD_NAMES } from '../loadgen/workloads.js';
 import type { RunMeasurement } from '../loadgen/multiproc.js';
 import type { BenchReport } from '../loadgen/report.js';
@@ -125,21 +126,10 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     workDir: null,
     ragkvArgs: [],
   };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i]!;
-    let value: string | undefined;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const take = (): string => {
-      if (value !== undefined) return value;
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value`);
-      return next;
-    };
-    switch (arg) {
+  const r = new ArgvReader(argv, (message) => new UsageError(message));
+  const take = (): string => r.value();
+  while (r.next()) {
+    switch (r.name) {
       case '--workload':
       case '--workloads':
         a.workloads = list(take());
@@ -203,10 +193,10 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         a.workDir = take();
         break;
       case '--ragkv-arg':
-        a.ragkvArgs.push(take());
+        a.ragkvArgs.push(r.value(true)); // passed through: may itself look like an option
         break;
       default:
-        throw new UsageError(`unknown option '${argv[i]}' (see ragkv bench --help)`);
+        throw new UsageError(`unknown option '${r.raw}' (see ragkv bench --help)`);
     }
   }
   if (a.workloads.length === 0) throw new UsageError('--workload needs at least one workload');

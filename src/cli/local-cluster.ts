@@ -22,6 +22,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { ArgvReader } from '../common/argv.js';
 import { durabilityModes, logLevels } from '../node/config.js';
 import { createLogger, type Logger } from '../node/logger.js';
 
@@ -110,24 +111,14 @@ export function parseLocalClusterArgs(argv: readonly string[], cwd: string = pro
     stopTimeoutMs: d.stopTimeoutMs,
     memberArgs: [],
   };
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i]!;
+  const r = new ArgvReader(argv, (message) => new LocalClusterUsageError(message));
+  const take = (): string => r.value();
+  while (r.next()) {
+    const arg = r.name;
     if (arg === '--') {
-      a.memberArgs = argv.slice(i + 1);
+      a.memberArgs = r.rest();
       break;
     }
-    let value: string | undefined;
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const take = (): string => {
-      if (value !== undefined) return value;
-      const next = argv[++i];
-      if (next === undefined || next.startsWith('--')) throw new LocalClusterUsageError(`${arg} needs a value`);
-      return next;
-    };
     switch (arg) {
       case '--data':
         a.dataDir = path.resolve(cwd, take());
@@ -166,7 +157,7 @@ export function parseLocalClusterArgs(argv: readonly string[], cwd: string = pro
         a.stopTimeoutMs = intArg(take(), arg, 1, 3_600_000);
         break;
       default:
-        throw new LocalClusterUsageError(`unknown option '${argv[i]}' (see ragkv local-cluster --help)`);
+        throw new LocalClusterUsageError(`unknown option '${r.raw}' (see ragkv local-cluster --help)`);
     }
   }
   // Fixed ports: every member's ports must be valid and distinct across all four kinds.
