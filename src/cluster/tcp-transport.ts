@@ -245,6 +245,20 @@ interface Peer {
 }
 
 /** A connection this node opened: it carries this node's requests and one-way messages. */
+/**
+ * The next whole frame from a connection's decoder; null when more bytes are needed, and
+ * undefined after a framing error, which `conn.fatal` has reported and closed on.
+ */
+function nextFrame(decoder: FrameDecoder, conn: { fatal(reason: string): void }): Frame | null | undefined {
+  try {
+    return decoder.next();
+  } catch (err) {
+    if (!(err instanceof FrameError)) throw err;
+    conn.fatal(err.message);
+    return undefined;
+  }
+}
+
 class Outbound {
   private readonly socket: net.Socket;
   private readonly decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX, 'handshake frame size');
@@ -358,15 +372,8 @@ class Outbound {
     if (this.closing) return;
     this.decoder.push(chunk);
     for (;;) {
-      let frame: Frame | null;
-      try {
-        frame = this.decoder.next();
-      } catch (err) {
-        if (!(err instanceof FrameError)) throw err;
-        this.fatal(err.message);
-        return;
-      }
-      if (frame === null) return;
+      const frame = nextFrame(this.decoder, this);
+      if (!frame) return;
       this.onFrame(frame);
       if (this.closing) return;
     }
@@ -415,7 +422,8 @@ class Outbound {
   }
 
   /** Tells the peer what went wrong, then closes. */
-  private fatal(reason: string): void {
+  /** Sends a fatal frame naming the problem and closes the connection. */
+  fatal(reason: string): void {
     if (this.closing) return;
     this.closing = true;
     this.transport.logger?.warn({ peer: this.describe(), reason }, 'internode connection closed');
@@ -502,14 +510,8 @@ class Inbound {
    */
   private pump(): void {
     while (!this.closing && this.handling < this.transport.inboundRequestsMax && !this.repliesBlocked()) {
-      let frame: Frame | null;
-      try {
-        frame = this.decoder.next();
-      } catch (err) {
-        if (!(err instanceof FrameError)) throw err;
-        this.fatal(err.message);
-        return;
-      }
+      const frame = nextFrame(this.decoder, this);
+      if (frame === undefined) return;
       if (frame === null) break;
       this.onFrame(frame);
     }
@@ -628,7 +630,8 @@ class Inbound {
     this.writer.write(kind, id, 0, payload);
   }
 
-  private fatal(reason: string): void {
+  /** Sends a fatal frame naming the problem and closes the connection. */
+  fatal(reason: string): void {
     if (this.closing) return;
     this.closing = true;
     this.transport.logger?.warn({ peer: this.describe(), reason }, 'internode connection refused or closed');
