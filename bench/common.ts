@@ -393,3 +393,16 @@ export async function waitForQuiet(maxSeconds: number, thresholdPct = 15): Promi
   if (said) note(`  ${bg !== null && bg < thresholdPct ? 'quiet now' : 'still busy; going on'} (${bg}%)`);
   return bg;
 }
+
+/**
+ * A positive numeric option `--name` given as text, or `dflt` when absent; with `integer`,
+ * only whole numbers are accepted. Throws an error naming the option.
+ */
+export function positiveOption(name: string, text: string | undefined, dflt: number, integer = false): number {
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (integer ? !Number.isSafeInteger(n) || n <= 0 : !Number.isFinite(n) || n <= 0) {
+    throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${text}`);
+  }
+  return n;
+}

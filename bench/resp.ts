@@ -17,6 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   TICKS_PER_SEC,
+  positiveOption,
   commandVersion,
   machineBusyTicks,
   machineUserTicks,
@@ -448,12 +449,7 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const int = (name: string, s: string | undefined, dflt: number): number => {
-    if (s === undefined) return dflt;
-    const n = Number(s);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${s}`);
-    return n;
-  };
+  const int = (name: string, s: string | undefined, dflt: number): number => positiveOption(name, s, dflt, true);
   const requests = int('requests', values.requests, values.quick ? 50_000 : 300_000);
   const requestsPipelined = int('requests-pipelined', values['requests-pipelined'], values.quick ? 150_000 : 1_000_000);
   const clients = int('clients', values.clients, 50);

@@ -49,6 +49,7 @@ import {
   settle,
   waitForQuiet,
   writeResults,
+  positiveOption,
 } from './common.js';
 
 const HELP = `usage: npm run bench:storage -- [options]
@@ -344,12 +345,7 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const num = (name: string, s: string | undefined, dflt: number): number => {
-    if (s === undefined) return dflt;
-    const n = Number(s);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${s}`);
-    return n;
-  };
+  const num = (name: string, s: string | undefined, dflt: number): number => positiveOption(name, s, dflt);
   const seconds = num('seconds', values.seconds, values.quick ? 1 : 5);
   const keyCount = Math.floor(num('keys', values.keys, 100_000));
   const size = Math.floor(num('size', values.size, 1024));
