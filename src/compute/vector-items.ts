@@ -285,10 +285,9 @@ export class ItemBatch {
   /** Offset of this batch inside the parsed value. */
   readonly byteOffset: number;
   readonly byteLength: number;
-  /** Item i's elements are `vectors[i * dim .. (i + 1) * dim)`; empty for a delete batch. */
-  readonly vectors: VectorArray;
-  readonly vectorsCopied: boolean;
   readonly hasPayloads: boolean;
+  private readonly vectorsAt: number;
+  private view: { vectors: VectorArray; copied: boolean } | null = null;
   private readonly buf: Buffer;
   private readonly idOffsetsAt: number;
   private readonly idBytesAt: number;
@@ -303,8 +302,7 @@ export class ItemBatch {
     count: number;
     byteOffset: number;
     byteLength: number;
-    vectors: VectorArray;
-    vectorsCopied: boolean;
+    vectorsAt: number;
     buf: Buffer;
     idOffsetsAt: number;
     idBytesAt: number;
@@ -317,14 +315,31 @@ export class ItemBatch {
     this.count = fields.count;
     this.byteOffset = fields.byteOffset;
     this.byteLength = fields.byteLength;
-    this.vectors = fields.vectors;
-    this.vectorsCopied = fields.vectorsCopied;
+    this.vectorsAt = fields.vectorsAt;
     this.buf = fields.buf;
     this.idOffsetsAt = fields.idOffsetsAt;
     this.idBytesAt = fields.idBytesAt;
     this.payloadOffsetsAt = fields.payloadOffsetsAt;
     this.payloadBytesAt = fields.payloadBytesAt;
     this.hasPayloads = fields.payloadOffsetsAt >= 0;
+  }
+
+  /**
+   * Item i's elements are `vectors[i * dim .. (i + 1) * dim)`; empty for a delete batch.
+   * Made on first use, so reading ids or counting items never touches (or copies) vectors.
+   */
+  get vectors(): VectorArray {
+    return (this.view ??= this.makeView()).vectors;
+  }
+
+  /** True when the vectors had to be copied (the value's memory was misaligned). */
+  get vectorsCopied(): boolean {
+    return (this.view ??= this.makeView()).copied;
+  }
+
+  private makeView(): { vectors: VectorArray; copied: boolean } {
+    if (this.kind === 'deletes' || this.type === null) return { vectors: new Float32Array(0), copied: false };
+    return vectorView(this.buf, this.vectorsAt, this.type, this.count * this.dim);
   }
 
   /** Item i's id, a view into the value. */
@@ -444,8 +459,8 @@ export function parseSegments(value: Buffer): ItemBatch[] {
       if (typeCode !== 0 || dim !== 0 || flags !== 0) throw notAList(at, 'a delete batch has a type, dim or payloads');
       if (idsEnd !== end) throw notAList(at, `delete batch length ${length} does not match its ids`);
       batch = new ItemBatch({
-        kind: 'deletes', type: null, dim: 0, count, byteOffset: at, byteLength: length, vectors: new Float32Array(0),
-        vectorsCopied: false, buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt: -1, payloadBytesAt: -1,
+        kind: 'deletes', type: null, dim: 0, count, byteOffset: at, byteLength: length, vectorsAt: -1,
+        buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt: -1, payloadBytesAt: -1,
       });
     } else if (kindCode === KIND_ITEMS) {
       const type = elementTypeByCode[typeCode];
@@ -467,9 +482,8 @@ export function parseSegments(value: Buffer): ItemBatch[] {
         blockEnd = pad4(payloadBytesAt + payloadBytes - at) + at;
       }
       if (blockEnd !== end) throw notAList(at, `batch length ${length} does not match its blocks (${blockEnd - at})`);
-      const { vectors, copied } = vectorView(value, vectorsAt, type, count * dim);
       batch = new ItemBatch({
-        kind: 'items', type, dim, count, byteOffset: at, byteLength: length, vectors, vectorsCopied: copied,
+        kind: 'items', type, dim, count, byteOffset: at, byteLength: length, vectorsAt,
         buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt, payloadBytesAt,
       });
     } else {

@@ -103,26 +103,43 @@ export interface ItemRef {
 }
 
 /**
- * The live items of a list in append order: a delete batch kills the ids appended before
- * it; an id appended again later is live again, at its new place. Batches of another shape
- * than the first are skipped (as search skips them).
+ * The live items of a list, built batch by batch in append order: a delete batch kills the
+ * ids appended before it; an id appended again later is live again, at its new place.
+ * Batches of another shape than the first are skipped (as search skips them).
  */
-export function liveItems(batches: ItemBatch[]): ItemRef[] {
-  const shape = batches.find((b) => b.kind === 'items');
-  const live = new Map<string, ItemRef>();
-  for (const b of batches) {
+export class LiveItems {
+  private shape: { type: ElementType | null; dim: number } | null = null;
+  private readonly live = new Map<string, ItemRef>();
+
+  add(b: ItemBatch): void {
     if (b.kind === 'deletes') {
-      for (let i = 0; i < b.count; i++) live.delete(b.ids(i).toString('latin1'));
-      continue;
+      for (let i = 0; i < b.count; i++) this.live.delete(b.ids(i).toString('latin1'));
+      return;
     }
-    if (!shape || b.type !== shape.type || b.dim !== shape.dim) continue;
+    this.shape ??= { type: b.type, dim: b.dim };
+    if (b.type !== this.shape.type || b.dim !== this.shape.dim) return;
     for (let i = 0; i < b.count; i++) {
       const id = b.ids(i).toString('latin1');
-      live.delete(id); // re-appended: moves to its new place
-      live.set(id, { batch: b, index: i });
+      this.live.delete(id); // re-appended: moves to its new place
+      this.live.set(id, { batch: b, index: i });
     }
   }
-  return [...live.values()];
+
+  get count(): number {
+    return this.live.size;
+  }
+
+  /** The live items in order (their batches must still be readable). */
+  refs(): ItemRef[] {
+    return [...this.live.values()];
+  }
+}
+
+/** The live items of a list in append order. */
+export function liveItems(batches: ItemBatch[]): ItemRef[] {
+  const set = new LiveItems();
+  for (const b of batches) set.add(b);
+  return set.refs();
 }
 
 /** Item i's vector as plain numbers (float16 decoded). */
@@ -135,9 +152,12 @@ export function itemVector(ref: ItemRef, float16: Float32Array): number[] {
   return out;
 }
 
-/** Checks that a new batch fits the list's declared shape (the first append fixes it). */
-export function checkShape(key: Buffer, pieces: Buffer[] | null, type: ElementType, dim: number): void {
-  if (!pieces) return;
+/**
+ * Checks that a new batch fits the list's declared shape (the first append fixes it);
+ * returns true once a declared shape was found in `pieces` (later pieces need no look).
+ */
+export function checkShape(key: Buffer, pieces: Buffer[] | null, type: ElementType, dim: number): boolean {
+  if (!pieces) return false;
   for (const p of pieces) {
     let shape: { type: ElementType; dim: number } | null;
     try {
@@ -150,8 +170,9 @@ export function checkShape(key: Buffer, pieces: Buffer[] | null, type: ElementTy
     if (shape.type !== type || shape.dim !== dim) {
       throw invalidArgument(`list '${printable(key)}' holds ${shape.type} vectors of dimension ${shape.dim}; got ${type} of dimension ${dim}`);
     }
-    return;
+    return true;
   }
+  return false;
 }
 
 function printable(key: Buffer): string {

@@ -9,8 +9,8 @@ import type { Limits } from '../common/limits.js';
 import { invalidArgument } from '../common/errors.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
 import type { ItemBatchInput } from '../compute/vector-items.js';
-import { checkShape, searchLists } from '../compute/vector-search.js';
-import { encodeBatch, encodeDeletes, itemCount, itemRange } from './vectors.js';
+import { LiveItems, checkShape, listBatches, searchLists } from '../compute/vector-search.js';
+import { encodeBatch, encodeDeletes, itemRange } from './vectors.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { type Clock, HybridClock, systemClock } from '../storage/hlc.js';
 import { type LmdbStore } from '../storage/lmdb-store.js';
@@ -430,6 +430,19 @@ export class LocalCoordinator implements KvApi {
     return id === undefined ? null : this.store.valuePieces(id, key, now);
   }
 
+  /**
+   * Live items of a list, counted over views of the stored pieces: ids only, no vector or
+   * payload is copied, so an append's reply does not copy the whole list.
+   */
+  private countItems(id: number | undefined, key: Buffer, now: number): number {
+    if (id === undefined) return 0;
+    const set = new LiveItems();
+    this.store.visitValuePieces(id, key, now, (piece) => {
+      for (const b of listBatches(key, [piece])) set.add(b);
+    });
+    return set.count;
+  }
+
   async vadd(ns: string, key: Buffer, batch: ItemBatchInput): Promise<number> {
     this.checkKey(key);
     const bytes = encodeBatch(batch);
@@ -439,9 +452,12 @@ export class LocalCoordinator implements KvApi {
     const now = this.clock.nowMs();
     // Shape check and append in one transaction: two first appends cannot both win.
     return this.store.write(() => {
-      checkShape(key, this.pieces(id, key, now), batch.type, batch.dim);
+      let shapeFound = false;
+      this.store.visitValuePieces(id, key, now, (piece) => {
+        if (!shapeFound) shapeFound = checkShape(key, [piece], batch.type, batch.dim);
+      });
       this.store.apply(id, key, d, now);
-      return itemCount(key, this.pieces(id, key, now));
+      return this.countItems(id, key, now);
     });
   }
 
@@ -454,18 +470,17 @@ export class LocalCoordinator implements KvApi {
     const d = this.appendDelta(bytes);
     const now = this.clock.nowMs();
     return this.store.write(() => {
-      const before = this.pieces(id, key, now);
-      if (!before) return 0;
-      itemCount(key, before); // a value that is not a list is refused before anything is written
+      if (!this.store.isLive(id, key, now)) return 0;
+      this.countItems(id, key, now); // a value that is not a list is refused before anything is written
       this.store.apply(id, key, d, now);
-      return itemCount(key, this.pieces(id, key, now));
+      return this.countItems(id, key, now);
     });
   }
 
   vcard(ns: string, key: Buffer): number {
     const id = this.readNs(ns);
     this.checkKey(key);
-    return itemCount(key, this.pieces(id, key, this.clock.nowMs()));
+    return this.countItems(id, key, this.clock.nowMs());
   }
 
   vrange(ns: string, key: Buffer, start: number, stop: number, options?: { withVectors?: boolean; withPayloads?: boolean }): VectorItem[] {

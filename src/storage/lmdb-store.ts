@@ -267,6 +267,26 @@ export class LmdbStore {
     return pieces;
   }
 
+  /**
+   * Calls `visit` with each stored piece of the value, in order, as a view that is valid
+   * only during the call (no copy): for operators that finish with a piece before the next
+   * one, such as counting a list's items. Returns false when the key holds no value.
+   */
+  visitValuePieces(nsId: number, key: Buffer, nowMs: number, visit: (piece: Buffer) => void): boolean {
+    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
+    if (raw === undefined || !headerHasValue(raw)) return false;
+    const at = headerExpireAt(raw);
+    if (at > 0 && nowMs > at) return false;
+    const inline = headerInline(raw);
+    if (inline) {
+      visit(inline);
+      return true;
+    }
+    const prefix = ownerPrefix(nsId, key);
+    for (const k of this.segments.getKeys({ start: prefix, end: prefixEnd(prefix) })) visit(entryPayload(this.segments.getBinaryFast(k)!));
+    return true;
+  }
+
   /** Bytes [start, end) of the value, reading only the entries that overlap. */
   getValueRange(nsId: number, key: Buffer, start: number, end: number, nowMs: number): Buffer {
     const raw = this.records.get(recordKey(nsId, key));
