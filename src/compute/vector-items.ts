@@ -29,9 +29,13 @@
  * A delete batch holds only ids: it deletes those ids appended in earlier batches of the same
  * value; items appended after it are live again. To replace an item atomically, append one
  * segment made of a delete batch followed by an item batch.
+ *
+ * An item batch may hold 0 items only as the result of compaction (`pruneDeletedItems`): it
+ * keeps the batch's type and dim, so a list whose items were all deleted keeps its shape.
  */
 
 import { KvError } from '../common/errors.js';
+import type { SegmentPruner } from '../storage/pruner.js';
 
 /** First byte of every batch. */
 export const ITEM_BATCH_MAGIC = 0xa7;
@@ -348,6 +352,18 @@ export class ItemBatch {
     return this.buf.subarray(this.idBytesAt + this.buf.readUInt32LE(o), this.idBytesAt + this.buf.readUInt32LE(o + 4));
   }
 
+  /** Item i's vector as raw little-endian element bytes, a view into the value. */
+  vectorBytes(i: number): Buffer {
+    if (this.type === null) throw new RangeError('a delete batch has no vectors');
+    const width = this.dim * elementBytes[this.type];
+    return this.buf.subarray(this.vectorsAt + i * width, this.vectorsAt + (i + 1) * width);
+  }
+
+  /** The whole batch, a view into the value. */
+  bytes(): Buffer {
+    return this.buf.subarray(this.byteOffset, this.byteOffset + this.byteLength);
+  }
+
   /** Item i's payload, a view into the value; null when the batch has no payloads. */
   payload(i: number): Buffer | null {
     if (this.payloadOffsetsAt < 0) return null;
@@ -443,7 +459,8 @@ export function parseSegments(value: Buffer): ItemBatch[] {
     const count = value.readUInt32LE(at + 8);
     const length = value.readUInt32LE(at + 12);
     if (length > left || length < ITEM_BATCH_HEADER_BYTES || length % 4 !== 0) throw notAList(at, `batch length ${length} does not fit the ${left} bytes left`);
-    if (count < 1) throw notAList(at, 'count is 0');
+    // Only compaction leaves an empty item batch; a delete batch always names an id.
+    if (count < 1 && kindCode !== KIND_ITEMS) throw notAList(at, 'count is 0');
     if ((flags & ~FLAG_PAYLOAD) !== 0 || value[at + 7] !== 0) throw notAList(at, 'unknown flags');
     const end = at + length;
     const idOffsetsAt = at + ITEM_BATCH_HEADER_BYTES;
@@ -533,3 +550,91 @@ export function alignedCopy(bytes: Uint8Array): ArrayBuffer {
 export function float32FromBytes(bytes: Uint8Array): Float32Array {
   return new Float32Array(alignedCopy(bytes), 0, bytes.length >>> 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// compaction
+
+/** True when `segment` starts like an item batch (it may hold items a later delete kills). */
+export function looksLikeItemBatches(segment: Buffer): boolean {
+  return segment.length >= ITEM_BATCH_HEADER_BYTES && segment[0] === ITEM_BATCH_MAGIC && segment[1] === ITEM_BATCH_VERSION;
+}
+
+/**
+ * True when `segment` is a run of batches that holds a delete batch (so items appended before
+ * it may now be dead). Reads batch headers only; false for anything that is not a list.
+ */
+export function holdsDeleteBatch(segment: Buffer): boolean {
+  let at = 0;
+  while (at + ITEM_BATCH_HEADER_BYTES <= segment.length) {
+    if (segment[at] !== ITEM_BATCH_MAGIC || segment[at + 1] !== ITEM_BATCH_VERSION) return false;
+    if (segment[at + 3] === KIND_DELETES) return true;
+    const length = segment.readUInt32LE(at + 12);
+    if (length < ITEM_BATCH_HEADER_BYTES || length % 4 !== 0) return false;
+    at += length;
+  }
+  return false;
+}
+
+/** Re-encodes an item batch with only the items at `keep` (ascending indexes). */
+function keepItems(b: ItemBatch, keep: readonly number[]): Buffer {
+  const type = b.type!;
+  const ids = keep.map((i) => b.ids(i));
+  const hasPayload = b.hasPayloads && keep.length > 0;
+  const payloads = hasPayload ? keep.map((i) => b.payload(i)!) : [];
+  const idsAt = ITEM_BATCH_HEADER_BYTES;
+  const vectorsAt = pad4(idsAt + blobsBytes(ids));
+  const width = b.dim * elementBytes[type];
+  const payloadAt = pad4(vectorsAt + keep.length * width);
+  const total = pad4(payloadAt + (hasPayload ? blobsBytes(payloads) : 0));
+  const out = Buffer.alloc(total);
+  writeHeader(out, elementTypeCodes[type], KIND_ITEMS, b.dim, hasPayload ? FLAG_PAYLOAD : 0, keep.length);
+  writeBlobs(out, idsAt, ids);
+  for (let j = 0; j < keep.length; j++) b.vectorBytes(keep[j]!).copy(out, vectorsAt + j * width);
+  if (hasPayload) writeBlobs(out, payloadAt, payloads);
+  return out;
+}
+
+/**
+ * Compaction of a posting list: removes every item that a delete batch later in the value
+ * names (the items no read can see), and nothing else. `segments` are the value's segments in
+ * value order; the result holds, per segment, its new bytes, or null when nothing in it is
+ * dead. Delete batches are kept whole: a segment still in flight to this replica, older than
+ * the delete, must be killed by it when it lands. An item batch left with no items stays as an
+ * empty batch, keeping the list's type and dim.
+ *
+ * Whether an item is removed depends only on the segments present, never on the order they
+ * arrived in, and removing more of them later (or starting from an already pruned segment)
+ * gives the same bytes: replicas that hold the same segments prune to the same bytes.
+ * Throws KvError WRONG_TYPE when the value is not a posting list.
+ */
+export function pruneDeletedItems(segments: readonly Buffer[]): (Buffer | null)[] {
+  const parsed = segments.map((s) => parseSegments(s));
+  const out: (Buffer | null)[] = new Array<Buffer | null>(segments.length).fill(null);
+  const dead = new Set<string>();
+  for (let s = segments.length - 1; s >= 0; s--) {
+    const batches = parsed[s]!;
+    let parts: Buffer[] | null = null;
+    for (let b = batches.length - 1; b >= 0; b--) {
+      const batch = batches[b]!;
+      let replaced: Buffer | null = null;
+      if (batch.kind === 'deletes') {
+        for (let i = 0; i < batch.count; i++) dead.add(batch.ids(i).toString('latin1'));
+      } else if (dead.size > 0) {
+        const keep: number[] = [];
+        for (let i = 0; i < batch.count; i++) if (!dead.has(batch.ids(i).toString('latin1'))) keep.push(i);
+        if (keep.length < batch.count) replaced = keepItems(batch, keep);
+      }
+      if (replaced && !parts) parts = batches.map((x) => x.bytes());
+      if (replaced) parts![b] = replaced;
+    }
+    if (parts) out[s] = Buffer.concat(parts);
+  }
+  return out;
+}
+
+/** The storage pruner for posting lists: a delete batch queues a prune; items may die. */
+export const vectorItemPruner: SegmentPruner = Object.freeze({
+  killsEarlier: holdsDeleteBatch,
+  mayDie: looksLikeItemBatches,
+  prune: pruneDeletedItems,
+});

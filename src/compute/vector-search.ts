@@ -129,6 +129,11 @@ export class LiveItems {
     return this.live.size;
   }
 
+  /** True when an item with this id is live. */
+  has(id: Buffer): boolean {
+    return this.live.has(id.toString('latin1'));
+  }
+
   /** The live items in order (their batches must still be readable). */
   refs(): ItemRef[] {
     return [...this.live.values()];

@@ -16,6 +16,14 @@ export type MaybePromise<T> = T | Promise<T>;
 /** How many of a key's N replicas must answer: one, a majority, or all of them. */
 export type Level = 'ONE' | 'QUORUM' | 'ALL';
 
+/** What a compaction did. */
+export interface PruneResult {
+  /** Records pruned (read and checked for dead parts). */
+  records: number;
+  /** Bytes of dead parts removed. */
+  bytesFreed: number;
+}
+
 export interface Consistency {
   read: Level;
   write: Level;
@@ -156,6 +164,11 @@ export interface KvApi {
   vsearch(ns: string, request: VectorSearchRequest): Promise<VectorSearchResult>;
   /** Field projection over many keys: for each key, the named fields' values. */
   hmgetMany(ns: string, keys: Buffer[], fields: Buffer[]): MaybePromise<(Buffer | null)[][]>;
+  /**
+   * Compacts now, on this node: prunes the named lists (deleted items) and every record
+   * already queued for pruning. Node-local, like DBSIZE.
+   */
+  compact(ns: string, keys: Buffer[]): Promise<PruneResult>;
 
   /** The same store with other default consistency levels (per connection or per request). */
   withConsistency(levels: Partial<Consistency>): KvApi;

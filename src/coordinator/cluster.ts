@@ -26,7 +26,7 @@ import { Channel, TransportError, type NodeId, type Transport } from '../cluster
 import type { ItemBatchInput } from '../compute/vector-items.js';
 import { checkShape } from '../compute/vector-search.js';
 import { mergeTopK } from '../compute/topk.js';
-import { encodeBatch, encodeDeletes, itemCount, itemRange } from './vectors.js';
+import { encodeBatch, encodeDeletes, itemCount, itemRange, liveSet, vaddSegment } from './vectors.js';
 import { HybridClock } from '../storage/hlc.js';
 import { encodeRecord } from '../storage/record-codec.js';
 import { type Record, emptyRecord, expire, merge, opIdBytes, view } from '../storage/record.js';
@@ -37,6 +37,7 @@ import type {
   KvPair,
   Level,
   MaybePromise,
+  PruneResult,
   RangeOptions,
   ScanOptions,
   ScanPage,
@@ -47,7 +48,7 @@ import type {
   VectorSearchRequest,
   VectorSearchResult,
 } from './api.js';
-import type { ApplyItem, ApplyResult, ReplicaStore } from './replica-store.js';
+import { type ApplyItem, type ApplyResult, type ReplicaStore, compactNow } from './replica-store.js';
 import {
   decodeReadReply,
   decodeScanReply,
@@ -677,6 +678,13 @@ export class ClusterCoordinator implements KvApi {
     return keys.map((key, i) => ({ key, value: values[i] ?? Buffer.alloc(0) }));
   }
 
+  compact(ns: string, keys: Buffer[]): Promise<PruneResult> {
+    this.checks.namespace(ns);
+    this.checks.batch(keys.length, 'compaction');
+    for (const k of keys) this.checks.key(k);
+    return compactNow(this.store, ns, keys);
+  }
+
   dbsize(ns: string): number {
     return this.store.keyCount(ns);
   }
@@ -696,9 +704,13 @@ export class ClusterCoordinator implements KvApi {
     this.checks.value(bytes);
     // The first append fixes the shape. Checked on a read, so two concurrent first appends
     // of different shapes can both land: search then skips the later shape on every replica.
-    checkShape(key, await this.listPieces(ns, key), batch.type, batch.dim);
-    await this.replicate(ns, [this.appendItem(ns, key, bytes)], this.consistency.write);
-    return this.vcard(ns, key);
+    const before = await this.listPieces(ns, key);
+    checkShape(key, before, batch.type, batch.dim);
+    // Replaced ids get a delete batch in the same op (see vaddSegment). The count returned is
+    // the list as this write's read saw it, plus the batch.
+    const seg = vaddSegment(key, liveSet(key, before), bytes);
+    await this.replicate(ns, [this.appendItem(ns, key, seg.bytes)], this.consistency.write);
+    return seg.count;
   }
 
   async vdel(ns: string, key: Buffer, ids: Buffer[]): Promise<number> {
@@ -706,7 +718,10 @@ export class ClusterCoordinator implements KvApi {
     this.checks.key(key);
     this.checks.batch(ids.length, 'item delete');
     const bytes = encodeDeletes(ids);
-    const before = await this.listPieces(ns, key);
+    let before = await this.listPieces(ns, key);
+    // A replica that has not seen the list yet must not turn the delete into a no-op: ask a
+    // quorum (which overlaps the quorum that acknowledged the items) before giving up.
+    if (!before && this.consistency.read === 'ONE') before = await (this.withConsistency({ read: 'QUORUM' }) as ClusterCoordinator).listPieces(ns, key);
     if (!before) return 0;
     itemCount(key, before);
     await this.replicate(ns, [this.appendItem(ns, key, bytes)], this.consistency.write);

@@ -4,6 +4,7 @@ import { makeLimits } from '../common/limits.js';
 import { type Durability, type LmdbStore, openStore } from '../storage/lmdb-store.js';
 import type { Clock } from '../storage/hlc.js';
 import { LocalCoordinator } from './local.js';
+import { vectorItemPruner } from '../compute/vector-items.js';
 
 export type * from './api.js';
 export { LocalCoordinator, type LocalCoordinatorOptions } from './local.js';
@@ -31,6 +32,7 @@ export async function openLocalKv(options: LocalKvOptions): Promise<{ kv: LocalC
     namespacesMax: limits.namespacesMax,
     hintsMax: limits.hintsMax,
     hintBytesMax: limits.hintBytesMax,
+    pruner: vectorItemPruner,
   });
   const kv = new LocalCoordinator(store, { limits, ...(options.clock ? { clock: options.clock } : {}) });
   return { kv, store, close: () => store.close() };

@@ -3,6 +3,7 @@ import type { NodeId } from '../cluster/transport.js';
 import type { LmdbStore } from '../storage/lmdb-store.js';
 import type { Record } from '../storage/record.js';
 import type { ListSource } from '../compute/vector-search.js';
+import type { PruneResult } from './api.js';
 import type { ApplyItem, ApplyResult, HintBatch, ReplicaStore } from './replica-store.js';
 import { WireReader, WireWriter } from './wire.js';
 
@@ -89,5 +90,13 @@ export class LmdbReplicaStore implements ReplicaStore {
 
   hintCount(): number {
     return this.store.hintCount();
+  }
+
+  queuePrune(ns: string, keys: Buffer[]): Promise<number> {
+    return this.store.queuePrune(ns, keys);
+  }
+
+  pruneQueued(maxRecords: number): Promise<PruneResult> {
+    return this.store.pruneQueued(maxRecords);
   }
 }

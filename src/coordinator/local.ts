@@ -10,7 +10,8 @@ import { invalidArgument } from '../common/errors.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
 import type { ItemBatchInput } from '../compute/vector-items.js';
 import { LiveItems, checkShape, listBatches, searchLists } from '../compute/vector-search.js';
-import { encodeBatch, encodeDeletes, itemRange } from './vectors.js';
+import { encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
+import { compactNow } from './replica-store.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { type Clock, HybridClock, systemClock } from '../storage/hlc.js';
 import { type LmdbStore } from '../storage/lmdb-store.js';
@@ -20,6 +21,7 @@ import type {
   ExpireCondition,
   KvApi,
   KvPair,
+  PruneResult,
   RangeOptions,
   ScanOptions,
   ScanPage,
@@ -40,6 +42,19 @@ export interface LocalCoordinatorOptions {
 
 /** Keys deleted per write transaction by deleteRange, so one call cannot build a huge batch. */
 const deleteRangeBatch = 10_000;
+
+/** Storage figures of a node, for metrics and INFO. */
+export interface LocalStats {
+  keys: number;
+  bytes: number;
+  pendingWrites: number;
+  namespaces: string[];
+  /** Records waiting to be pruned. */
+  pruneQueue: number;
+  /** Records pruned and bytes freed since the node started. */
+  prunedRecords: number;
+  prunedBytes: number;
+}
 
 export class LocalCoordinator implements KvApi {
   private readonly limits: Limits;
@@ -448,16 +463,19 @@ export class LocalCoordinator implements KvApi {
     const bytes = encodeBatch(batch);
     this.checkValue(bytes);
     const id = this.writeNs(ns);
-    const d = this.appendDelta(bytes);
     const now = this.clock.nowMs();
     // Shape check and append in one transaction: two first appends cannot both win.
     return this.store.write(() => {
       let shapeFound = false;
+      const live = new LiveItems();
       this.store.visitValuePieces(id, key, now, (piece) => {
         if (!shapeFound) shapeFound = checkShape(key, [piece], batch.type, batch.dim);
+        for (const b of listBatches(key, [piece])) live.add(b);
       });
-      this.store.apply(id, key, d, now);
-      return this.countItems(id, key, now);
+      // Replaced ids get a delete batch in the same op (see vaddSegment).
+      const seg = vaddSegment(key, live, bytes);
+      this.store.apply(id, key, this.appendDelta(seg.bytes), now);
+      return seg.count;
     });
   }
 
@@ -520,13 +538,27 @@ export class LocalCoordinator implements KvApi {
     return this.store.sweepExpired(this.clock.nowMs(), max);
   }
 
+  /** Prunes up to `max` records queued for it (deleted vector items); the node calls it from a timer. */
+  pruneQueued(max: number): Promise<PruneResult> {
+    return this.store.pruneQueued(max);
+  }
+
+  compact(ns: string, keys: Buffer[]): Promise<PruneResult> {
+    this.checkBatch(keys.length, 'compaction');
+    for (const k of keys) this.checkKey(k);
+    return compactNow(this.store, ns, keys);
+  }
+
   /** Storage figures for metrics and INFO. */
-  stats(): { keys: number; bytes: number; pendingWrites: number; namespaces: string[] } {
+  stats(): LocalStats {
     return {
       keys: this.store.totalKeys(),
       bytes: this.store.totalBytes(),
       pendingWrites: this.store.pending,
       namespaces: this.store.namespaces(),
+      pruneQueue: this.store.pruneQueueLength(),
+      prunedRecords: this.store.pruned.records,
+      prunedBytes: this.store.pruned.bytesFreed,
     };
   }
 }

@@ -5,7 +5,10 @@
  */
 import { KvError } from '../common/errors.js';
 import type { NodeId } from '../cluster/transport.js';
-import { type Record, emptyRecord, expire, merge, view } from '../storage/record.js';
+import { type Record, compareSegments, emptyRecord, expire, merge, view } from '../storage/record.js';
+import type { SegmentPruner } from '../storage/pruner.js';
+import { vectorItemPruner } from '../compute/vector-items.js';
+import type { PruneResult } from './api.js';
 import type { ApplyItem, ApplyResult, HintBatch, ReplicaStore } from './replica-store.js';
 import type { ListSource } from '../compute/vector-search.js';
 
@@ -18,8 +21,14 @@ export class MemoryReplicaStore implements ReplicaStore {
   private readonly data = new Map<string, Map<string, Entry>>();
   private readonly hints = new Map<NodeId, { id: number; item: ApplyItem }[]>();
   private hintSeq = 0;
+  private readonly pruneQueue = new Set<string>();
+  /** Records pruned and bytes freed so far. */
+  readonly pruned: PruneResult = { records: 0, bytesFreed: 0 };
 
-  constructor(private readonly hintsMax = 1_000_000) {}
+  constructor(
+    private readonly hintsMax = 1_000_000,
+    private readonly pruner: SegmentPruner = vectorItemPruner,
+  ) {}
 
   private ns(ns: string): Map<string, Entry> {
     let m = this.data.get(ns);
@@ -35,6 +44,7 @@ export class MemoryReplicaStore implements ReplicaStore {
       const vb = view(before, nowMs);
       const after = merge(expire(before, nowMs), copyRecord(delta));
       m.set(id, { key: Buffer.from(key), record: after });
+      if (this.needsPrune(before, after, delta)) this.pruneQueue.add(`${ns}\u0000${id}`);
       const va = view(after, nowMs);
       let fieldsAdded = 0;
       let fieldsRemoved = 0;
@@ -113,6 +123,64 @@ export class MemoryReplicaStore implements ReplicaStore {
     let n = 0;
     for (const l of this.hints.values()) n += l.length;
     return n;
+  }
+
+  /** The same triggers as the LMDB store: deletes, a late arrival, a payload taken from a peer. */
+  private needsPrune(before: Record, after: Record, delta: Record): boolean {
+    const pruner = this.pruner;
+    const last = after.appends[after.appends.length - 1];
+    for (const seg of delta.appends) {
+      if (pruner.killsEarlier(seg.bytes)) return true;
+      if (last && compareSegments(seg, last) < 0 && pruner.mayDie(seg.bytes)) return true;
+      const had = before.appends.find((s) => compareSegments(s, seg) === 0);
+      if (had && !had.bytes.equals(seg.bytes)) return true;
+    }
+    return false;
+  }
+
+  async queuePrune(ns: string, keys: Buffer[]): Promise<number> {
+    let n = 0;
+    for (const k of keys) {
+      const id = k.toString('latin1');
+      if (!this.data.get(ns)?.has(id)) continue;
+      this.pruneQueue.add(`${ns}\u0000${id}`);
+      n++;
+    }
+    return n;
+  }
+
+  async pruneQueued(maxRecords: number): Promise<PruneResult> {
+    const due = [...this.pruneQueue].slice(0, maxRecords);
+    let bytesFreed = 0;
+    for (const q of due) {
+      this.pruneQueue.delete(q);
+      const sep = q.indexOf('\u0000');
+      const e = this.data.get(q.slice(0, sep))?.get(q.slice(sep + 1));
+      if (!e || e.record.appends.length === 0) continue;
+      const r = e.record;
+      const parts = [...(r.base ? [r.base.value] : []), ...r.appends.map((s) => s.bytes)];
+      let next: (Buffer | null)[];
+      try {
+        next = this.pruner.prune(parts);
+      } catch {
+        continue; // not a posting list
+      }
+      const off = r.base ? 1 : 0;
+      r.appends = r.appends.map((s, i) => {
+        const bytes = next[i + off];
+        if (!bytes || bytes.length >= s.bytes.length) return s;
+        bytesFreed += s.bytes.length - bytes.length;
+        return { version: s.version, opId: s.opId, bytes };
+      });
+    }
+    this.pruned.records += due.length;
+    this.pruned.bytesFreed += bytesFreed;
+    return { records: due.length, bytesFreed };
+  }
+
+  /** Records waiting to be pruned. */
+  get pruneQueueLength(): number {
+    return this.pruneQueue.size;
   }
 
   /** Every stored record of a namespace (for the simulator's convergence checker). */

@@ -7,6 +7,7 @@
 import type { NodeId } from '../cluster/transport.js';
 import type { Record } from '../storage/record.js';
 import type { ListSource } from '../compute/vector-search.js';
+import type { PruneResult } from './api.js';
 
 export interface ApplyItem {
   ns: string;
@@ -54,4 +55,29 @@ export interface ReplicaStore {
   /** Nodes that have hints waiting. */
   hintTargets(): NodeId[];
   hintCount(): number;
+  /** Queues the records of `keys` for pruning (see storage/pruner.ts). */
+  queuePrune(ns: string, keys: Buffer[]): Promise<number>;
+  /** Prunes at most `maxRecords` queued records in one durable write. */
+  pruneQueued(maxRecords: number): Promise<PruneResult>;
+}
+
+/** Records pruned per write while a compaction drains the queue. */
+export const pruneBatchMax = 64;
+
+/** Queues `keys`, then prunes until the queue is empty (or `rounds` writes were made). */
+export async function compactNow(
+  store: { queuePrune(ns: string, keys: Buffer[]): Promise<number>; pruneQueued(max: number): Promise<PruneResult> },
+  ns: string,
+  keys: Buffer[],
+  rounds = 10_000,
+): Promise<PruneResult> {
+  if (keys.length > 0) await store.queuePrune(ns, keys);
+  const total: PruneResult = { records: 0, bytesFreed: 0 };
+  for (let i = 0; i < rounds; i++) {
+    const r = await store.pruneQueued(pruneBatchMax);
+    if (r.records === 0) break;
+    total.records += r.records;
+    total.bytesFreed += r.bytesFreed;
+  }
+  return total;
 }

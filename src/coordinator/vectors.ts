@@ -1,7 +1,7 @@
 /** Vector-list helpers shared by the coordinators: encoding a batch and reading items. */
 import { invalidArgument } from '../common/errors.js';
 import { encodeDeleteBatch, encodeItemBatch, FLOAT16_TABLE, type ItemBatchInput } from '../compute/vector-items.js';
-import { itemVector, listBatches, liveItems } from '../compute/vector-search.js';
+import { LiveItems, itemVector, listBatches, liveItems } from '../compute/vector-search.js';
 import type { VectorItem } from './api.js';
 
 /** Encodes a batch, turning format errors into INVALID_ARGUMENT errors for the client. */
@@ -22,6 +22,36 @@ export function encodeDeletes(ids: Buffer[]): Buffer {
     if (err instanceof RangeError) throw invalidArgument(err.message);
     throw err;
   }
+}
+
+/**
+ * What a VADD appends to a list whose live items are `live`: the encoded batch, preceded by a
+ * delete batch of the ids it replaces, so the old copies are dead by a delete (search and
+ * reads skip them, and compaction removes them). Also the live count once it is applied;
+ * `live` is updated to it.
+ */
+export function vaddSegment(key: Buffer, live: LiveItems, batchBytes: Buffer): { bytes: Buffer; count: number } {
+  const batches = listBatches(key, [batchBytes]);
+  const replaced: Buffer[] = [];
+  const seen = new Set<string>();
+  for (const b of batches) {
+    for (let i = 0; i < b.count; i++) {
+      const id = b.ids(i);
+      const name = id.toString('latin1');
+      if (!seen.has(name) && live.has(id)) replaced.push(id);
+      seen.add(name);
+    }
+  }
+  for (const b of batches) live.add(b);
+  const bytes = replaced.length > 0 ? Buffer.concat([encodeDeleteBatch(replaced), batchBytes]) : batchBytes;
+  return { bytes, count: live.count };
+}
+
+/** The live items of a list (ids only; the pieces must stay readable while it is used). */
+export function liveSet(key: Buffer, pieces: Buffer[] | null): LiveItems {
+  const set = new LiveItems();
+  if (pieces) for (const b of listBatches(key, pieces)) set.add(b);
+  return set;
 }
 
 export function itemCount(key: Buffer, pieces: Buffer[] | null): number {

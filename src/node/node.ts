@@ -53,6 +53,8 @@ export interface RunningNode {
 /** Expired keys deleted per sweep, and how often the sweeper runs. */
 const sweepKeysMax = 1000;
 const sweepIntervalMs = 100;
+/** Records pruned (deleted vector items removed) per sweep. */
+const pruneRecordsMax = 16;
 
 /** Starts a node: opens storage and binds the RESP, gRPC and admin ports. */
 export async function startNode(config: NodeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
@@ -69,12 +71,21 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   let grpc: GrpcServer | undefined;
   let admin: AdminServer | undefined;
   let sweeping = false;
+  let pruning = false;
   const sweeper = setInterval(() => {
-    if (sweeping || closing) return;
-    sweeping = true;
-    local.sweepExpired(sweepKeysMax)
-      .catch((err: unknown) => logger.warn({ err }, 'expiry sweep failed'))
-      .finally(() => (sweeping = false));
+    if (closing) return;
+    if (!sweeping) {
+      sweeping = true;
+      local.sweepExpired(sweepKeysMax)
+        .catch((err: unknown) => logger.warn({ err }, 'expiry sweep failed'))
+        .finally(() => (sweeping = false));
+    }
+    if (!pruning) {
+      pruning = true;
+      local.pruneQueued(pruneRecordsMax)
+        .catch((err: unknown) => logger.warn({ err }, 'prune failed'))
+        .finally(() => (pruning = false));
+    }
   }, sweepIntervalMs);
   sweeper.unref();
 

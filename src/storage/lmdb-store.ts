@@ -12,7 +12,8 @@
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { KvError, overloaded } from '../common/errors.js';
-import type { Record, Segment } from './record.js';
+import { type Record, type Segment, preferredPayload } from './record.js';
+import type { SegmentPruner } from './pruner.js';
 import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion, readVersion } from './version.js';
 import {
   type ChunkPart,
@@ -69,6 +70,8 @@ export interface StoreOptions {
   /** Hints (writes held for other nodes) kept at most, by count and by bytes. */
   hintsMax?: number;
   hintBytesMax?: number;
+  /** Removes dead parts of appended segments (deleted vector items); none: never pruned. */
+  pruner?: SegmentPruner;
 }
 
 /** Store-wide counters, persisted with every write. */
@@ -95,6 +98,9 @@ export class LmdbStore {
   private readonly expiries: Database<Buffer, Buffer>;
   private readonly system: Database<unknown, string>;
   private readonly hints: Database<Buffer, Buffer>;
+  /** Records waiting for a prune: records key -> empty. */
+  private readonly prunes: Database<Buffer, Buffer>;
+  private readonly pruner: SegmentPruner | undefined;
   private hintCounts = new Map<string, number>();
   private hintBytes = 0;
   private hintSeq = 0;
@@ -136,6 +142,8 @@ export class LmdbStore {
     this.expiries = this.env.openDB<Buffer, Buffer>('expiries', binary);
     this.system = this.env.openDB<unknown, string>('system', { encoding: 'msgpack' });
     this.hints = this.env.openDB<Buffer, Buffer>('hints', binary);
+    this.prunes = this.env.openDB<Buffer, Buffer>('prunes', binary);
+    this.pruner = options.pruner;
     this.hintsMax = options.hintsMax ?? 1_000_000;
     this.hintBytesMax = options.hintBytesMax ?? 1024 * 1024 * 1024;
     for (const { key, value } of this.hints.getRange({})) {
@@ -529,7 +537,7 @@ export class LmdbStore {
     }
     const floor = maxVersion(h.tomb, h.baseVersion);
     for (const seg of delta.appends) {
-      if (isNewer(seg.version, floor)) this.insertSegment(h, prefix, seg);
+      if (isNewer(seg.version, floor)) this.insertSegment(h, nsId, key, prefix, seg);
     }
     for (const [name, fv] of delta.fields) {
       if (!isNewer(fv.version, h.tomb)) continue;
@@ -652,8 +660,13 @@ export class LmdbStore {
     if (atMs > 0) this.expiries.put(expiryKey(atMs, nsId, key), Buffer.alloc(0));
   }
 
-  /** Adds one append segment unless the same op is already there. */
-  private insertSegment(h: Header, prefix: Buffer, seg: Segment): void {
+  /**
+   * Adds one append segment unless the same op is already there. A second payload of an op
+   * (pruned on another replica) replaces the stored one when merge prefers it. Queues the
+   * record for pruning when the segment can kill earlier parts, arrives after later ones, or
+   * replaces a payload.
+   */
+  private insertSegment(h: Header, nsId: number, key: Buffer, prefix: Buffer, seg: Segment): void {
     if (h.inlineBase && h.baseVersion) {
       // The first append moves the base out of the header, so that later appends do not
       // rewrite it: from here on the header stays small.
@@ -662,29 +675,155 @@ export class LmdbStore {
       h.entries++;
     }
     const sk = segmentKey(prefix, seg.version, seg.opId);
+    const pruner = this.pruner;
     if (h.entries > 0) {
       let floorKey: Buffer | undefined;
       for (const k of this.segments.getKeys({ start: sk, end: prefix, reverse: true, limit: 1 })) floorKey = k;
       if (floorKey) {
-        if (floorKey.equals(sk)) return; // the same op, applied again
         const entry = this.segments.getBinaryFast(floorKey)!;
         if (entry[0] === entryKindChunk && Buffer.compare(chunkLastSegKey(entry), sk.subarray(prefix.length)) >= 0) {
           // Falls inside a chunk's range: keep the invariant by inserting it into the chunk.
           const parts = decodeChunk(entry).map(copyPart);
           const mine = sk.subarray(prefix.length);
-          if (parts.some((p) => p.segKey.equals(mine))) return;
-          parts.push({ segKey: Buffer.from(mine), bytes: seg.bytes });
-          parts.sort((a, b) => Buffer.compare(a.segKey, b.segKey));
+          const same = parts.find((p) => p.segKey.equals(mine));
+          if (same) {
+            if (preferredPayload(seg.bytes, same.bytes) !== seg.bytes || seg.bytes.equals(same.bytes)) return;
+            h.size += seg.bytes.length - same.bytes.length;
+            same.bytes = seg.bytes;
+          } else {
+            parts.push({ segKey: Buffer.from(mine), bytes: seg.bytes });
+            parts.sort((a, b) => Buffer.compare(a.segKey, b.segKey));
+            h.size += seg.bytes.length;
+          }
           this.segments.put(floorKey, encodeChunk(parts));
-          h.size += seg.bytes.length;
+          // Not the last op: it may be dead already, or (a payload taken) prunable further.
+          if (pruner && (same || pruner.mayDie(seg.bytes) || pruner.killsEarlier(seg.bytes))) this.queuePruneOf(nsId, key);
+          return;
+        }
+        if (floorKey.equals(sk)) {
+          // The same op, applied again: keep the payload merge prefers.
+          const stored = entry.subarray(1);
+          if (preferredPayload(seg.bytes, stored) === seg.bytes && !seg.bytes.equals(stored)) {
+            h.size += seg.bytes.length - stored.length;
+            this.segments.put(sk, encodeSingle(entry[0]!, seg.bytes));
+            if (pruner) this.queuePruneOf(nsId, key);
+          }
           return;
         }
       }
+    }
+    if (pruner) {
+      let late = false;
+      if (h.entries > 0 && pruner.mayDie(seg.bytes)) {
+        for (const _ of this.segments.getKeys({ start: sk, end: prefixEnd(prefix), limit: 1 })) late = true;
+      }
+      if (late || pruner.killsEarlier(seg.bytes)) this.queuePruneOf(nsId, key);
     }
     this.segments.put(sk, encodeSingle(entryKindAppend, seg.bytes));
     h.entries++;
     h.tail++;
     h.size += seg.bytes.length;
+  }
+
+  // ------------------------------------------------------------------ pruning
+
+  private queuePruneOf(nsId: number, key: Buffer): void {
+    this.prunes.put(recordKey(nsId, key), emptyBuffer);
+  }
+
+  /** Records waiting to be pruned. */
+  pruneQueueLength(): number {
+    return this.prunes.getCount();
+  }
+
+  /**
+   * Queues the records of `keys` for pruning (an operator's explicit compaction); returns how
+   * many hold a value. Without a pruner nothing is queued.
+   */
+  async queuePrune(ns: string, keys: Buffer[]): Promise<number> {
+    const nsId = this.nsIds.get(ns);
+    if (!this.pruner || nsId === undefined) return 0;
+    return this.write(() => {
+      let n = 0;
+      for (const key of keys) {
+        const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
+        if (raw === undefined || !headerHasValue(raw)) continue;
+        this.queuePruneOf(nsId, key);
+        n++;
+      }
+      return n;
+    });
+  }
+
+  /**
+   * Prunes queued records, at most `maxRecords` of them (oldest keys first) in one write:
+   * each record's segments are read, handed to the pruner, and the segments it shrinks are
+   * rewritten in place (same version and op id). Returns how many records were pruned and
+   * the bytes freed. Call from a timer; `maxRecords` bounds the work of one call.
+   */
+  async pruneQueued(maxRecords: number): Promise<{ records: number; bytesFreed: number }> {
+    const pruner = this.pruner;
+    if (!pruner) return { records: 0, bytesFreed: 0 };
+    const due: Buffer[] = [];
+    for (const k of this.prunes.getKeys({ limit: maxRecords })) due.push(k);
+    if (due.length === 0) return { records: 0, bytesFreed: 0 };
+    const result = await this.write(() => {
+      let bytesFreed = 0;
+      for (const rk of due) {
+        this.prunes.remove(rk);
+        bytesFreed += this.pruneRecord(pruner, rk);
+      }
+      return { records: due.length, bytesFreed };
+    });
+    this.pruned.records += result.records;
+    this.pruned.bytesFreed += result.bytesFreed;
+    return result;
+  }
+
+  /** Records and bytes pruned since this store was opened. */
+  readonly pruned = { records: 0, bytesFreed: 0 };
+
+  private pruneRecord(pruner: SegmentPruner, rk: Buffer): number {
+    const raw = this.records.get(rk);
+    if (raw === undefined) return 0;
+    const h = decodeHeader(raw);
+    if (h.entries === 0) return 0;
+    const nsId = rk.readUInt32BE(0);
+    const prefix = ownerPrefix(nsId, rk.subarray(4));
+    const entries: { key: Buffer; kind: number; parts: ChunkPart[] }[] = [];
+    for (const { key: k, value } of this.segments.getRange({ start: prefix, end: prefixEnd(prefix) })) {
+      const kind = value[0]!;
+      const parts = kind === entryKindChunk ? decodeChunk(value) : [{ segKey: k.subarray(prefix.length), bytes: value.subarray(1) }];
+      entries.push({ key: k, kind, parts });
+    }
+    let next: (Buffer | null)[];
+    try {
+      next = pruner.prune(entries.flatMap((e) => e.parts.map((p) => p.bytes)));
+    } catch {
+      return 0; // not of the pruner's format: nothing to prune
+    }
+    let freed = 0;
+    let at = 0;
+    for (const e of entries) {
+      let changed = false;
+      const parts = e.parts.map((p) => {
+        const bytes = next[at++] ?? null;
+        // A base is last-writer-wins by version alone: its bytes are never rewritten.
+        if (bytes === null || e.kind === entryKindBase || bytes.length >= p.bytes.length) return p;
+        changed = true;
+        freed += p.bytes.length - bytes.length;
+        return { segKey: p.segKey, bytes };
+      });
+      if (!changed) continue;
+      this.segments.put(e.key, e.kind === entryKindChunk ? encodeChunk(parts) : encodeSingle(e.kind, parts[0]!.bytes));
+    }
+    if (freed > 0) {
+      h.size -= freed;
+      this.records.put(rk, encodeHeader(h));
+      this.stats.bytes -= freed;
+      this.statsDirty = true;
+    }
+    return freed;
   }
 
   /**
@@ -839,6 +978,7 @@ function commitQueuedTick(store: LmdbStore): void {
   store.commitQueued();
 }
 
+const emptyBuffer = Buffer.alloc(0);
 const emptyDelta: Record = { tomb: null, base: null, appends: [], fields: new Map(), expiry: null };
 
 function counted(h: Header): boolean {

@@ -13,7 +13,6 @@
  * `expiry`, an APPEND one with a single segment, and so on. `merge` is commutative,
  * associative and idempotent; the LMDB store applies deltas with the same result.
  */
-import assert from 'node:assert/strict';
 import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion } from './version.js';
 
 export const opIdBytes = 16;
@@ -84,14 +83,26 @@ function mergeSegments(a: Segment[], b: Segment[]): Segment[] {
       if (c < 0) out.push(a[i++]!);
       else if (c > 0) out.push(b[j++]!);
       else {
-        // The same op seen twice must carry the same bytes: anything else is a bug upstream.
-        assert.ok(a[i]!.bytes.equals(b[j]!.bytes), 'one op id with two different payloads');
-        out.push(a[i++]!);
-        j++;
+        const x = a[i++]!;
+        const y = b[j++]!;
+        out.push(preferredPayload(x.bytes, y.bytes) === x.bytes ? x : y);
       }
     }
   }
   return out;
+}
+
+/**
+ * Of two payloads of one op, the one a merge keeps. They differ only when compaction pruned
+ * the op's dead parts on one replica (see storage/pruner.ts): the shorter is the more pruned,
+ * and reads the same. Ties (two replicas that pruned different dead parts) go to the lower
+ * bytes, so the choice is a total order and merge stays commutative, associative and
+ * idempotent; the keeping replica's next prune removes what the other had removed.
+ */
+export function preferredPayload(a: Buffer, b: Buffer): Buffer {
+  if (a === b) return a;
+  if (a.length !== b.length) return a.length < b.length ? a : b;
+  return Buffer.compare(a, b) <= 0 ? a : b;
 }
 
 /** Drops what the tombstone and base cover; mutates and returns `r`. */

@@ -26,7 +26,7 @@ export const disconnectReasonLabelsMax = 64;
 
 export interface MetricsOptions {
   /** Read on every scrape for `ragkv_keys` and `ragkv_stored_bytes`. */
-  storageStats: () => { keys: number; bytes: number };
+  storageStats: () => { keys: number; bytes: number; pruneQueue?: number; prunedRecords?: number; prunedBytes?: number };
 }
 
 /** The node's metrics: what the protocol servers report into, and what /metrics serves. */
@@ -83,6 +83,33 @@ export function createMetrics(options: MetricsOptions): MetricsRegistry {
     registers: [registry],
     collect() {
       this.set(options.storageStats().bytes);
+    },
+  });
+
+  new Gauge({
+    name: 'ragkv_prune_queue',
+    help: 'Records waiting for compaction to remove their deleted vector items.',
+    registers: [registry],
+    collect() {
+      this.set(options.storageStats().pruneQueue ?? 0);
+    },
+  });
+  new Counter({
+    name: 'ragkv_pruned_records_total',
+    help: 'Records compaction has pruned (checked for deleted vector items).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(options.storageStats().prunedRecords ?? 0);
+    },
+  });
+  new Counter({
+    name: 'ragkv_pruned_bytes_total',
+    help: 'Bytes of deleted vector items compaction has removed.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(options.storageStats().prunedBytes ?? 0);
     },
   });
 

@@ -8,6 +8,7 @@ import type {
   Consistency,
   ExpireCondition,
   KvPair,
+  PruneResult,
   MaybePromise,
   ScanPage,
   SetOptions,
@@ -653,6 +654,19 @@ function consistency(c: Connection, args: Buffer[]): void {
   c.w.bulkString(next.write ?? 'default');
 }
 
+/** RAGKV.COMPACT [key ...]: prunes the named lists and everything queued, on this node. */
+function compact(c: Connection, args: Buffer[]): void {
+  c.defer(c.kv.compact(c.ns, args.slice(1).map((a) => Buffer.from(a))), encodePruneResult);
+}
+
+function encodePruneResult(w: ReplyWriter, r: PruneResult): void {
+  w.arrayHeader(4);
+  w.bulkString('records');
+  w.integer(r.records);
+  w.bulkString('bytes_freed');
+  w.integer(r.bytesFreed);
+}
+
 // ---------------------------------------------------------------- vector lists
 
 const elementTypes: readonly ElementType[] = ['float32', 'float16', 'int8', 'uint8'];
@@ -904,6 +918,7 @@ const defs: Record<string, Def> = {
   quit: { arity: -1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: quit },
   reset: { arity: 1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: reset },
   'ragkv.consistency': { arity: -1, flags: ['fast'], run: consistency },
+  'ragkv.compact': { arity: -1, concurrent: true, flags: ['write'], keys: kAll, run: compact },
   vadd: { arity: -7, concurrent: true, flags: wr, keys: k1, run: vadd },
   vdel: { arity: -3, concurrent: true, flags: ['write'], keys: k1, run: vdel },
   vcard: { arity: 2, flags: r, keys: k1, run: vcard },
