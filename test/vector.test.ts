@@ -187,3 +187,27 @@ test('cluster: lists are searched at their replicas; a replica that does not ans
   assert.equal(partial.hits.length, keys.length - lost.length, 'the other lists still answer');
   assert.ok(partial.hits.every((h) => !lost.includes(String(h.key))));
 });
+
+test('RAGKV.COMPACT removes deleted items now: the list shrinks, reads and search do not change; other values are left alone', () =>
+  withServer(async (redis) => {
+    const dim = 8;
+    const items = Array.from({ length: 30 }, (_, i) => ({ id: `it${i}`, blob: Buffer.alloc(dim, i) }));
+    assert.equal(await vadd(redis, 'pl', 'uint8', dim, items), 30);
+    assert.equal(await redis.call('VDEL', 'pl', ...items.slice(0, 20).map((it) => it.id)), 10);
+    await redis.set('plain', 'just bytes');
+    const before = Number(await redis.strlen('pl'));
+    const rangeBefore = await redis.callBuffer('VRANGE', 'pl', '0', '-1', 'WITHVECTORS');
+    const searchBefore = await vsearch(redis, 3, 'L2', Array.from({ length: dim }, () => 25), ['pl']);
+    const reply = (await redis.call('RAGKV.COMPACT', 'pl', 'plain', 'missing')) as [string, number, string, number];
+    assert.equal(reply[0], 'records');
+    assert.ok(reply[1] >= 2, 'both stored keys were looked at');
+    assert.equal(reply[2], 'bytes_freed');
+    const after = Number(await redis.strlen('pl'));
+    assert.equal(reply[3], before - after, 'the bytes reported are the bytes the list lost');
+    assert.ok(after <= before - 20 * dim, `20 deleted vectors are gone (${before} -> ${after})`);
+    assert.deepEqual(await redis.callBuffer('VRANGE', 'pl', '0', '-1', 'WITHVECTORS'), rangeBefore);
+    assert.deepEqual(await vsearch(redis, 3, 'L2', Array.from({ length: dim }, () => 25), ['pl']), searchBefore);
+    assert.equal(await redis.get('plain'), 'just bytes');
+    assert.deepEqual(await redis.call('RAGKV.COMPACT', 'pl'), ['records', 1, 'bytes_freed', 0], 'nothing left to remove');
+    await assert.rejects(redis.call('RAGKV.COMPACT', 'x'.repeat(2000)), /keyBytesMax/);
+  }));

@@ -130,10 +130,13 @@ export class MemoryReplicaStore implements ReplicaStore {
     const pruner = this.pruner;
     const last = after.appends[after.appends.length - 1];
     for (const seg of delta.appends) {
+      const had = before.appends.find((s) => compareSegments(s, seg) === 0);
+      if (had) {
+        if (!had.bytes.equals(seg.bytes)) return true;
+        continue; // applied again: changes nothing
+      }
       if (pruner.killsEarlier(seg.bytes)) return true;
       if (last && compareSegments(seg, last) < 0 && pruner.mayDie(seg.bytes)) return true;
-      const had = before.appends.find((s) => compareSegments(s, seg) === 0);
-      if (had && !had.bytes.equals(seg.bytes)) return true;
     }
     return false;
   }

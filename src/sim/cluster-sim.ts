@@ -9,7 +9,9 @@
  *  - no acknowledged append is lost, and none is applied twice (append-only keys);
  *  - no acknowledged SET or HSET is lost: the value read is the last one written, or one
  *    written after it (last-writer-wins keys and fields);
- *  - every key's replicas converge to the same record.
+ *  - no acknowledged vector item is lost, none acknowledged deleted is live, and after
+ *    compaction no replica keeps the bytes of a deleted item;
+ *  - every key's replicas converge to the same record (compacted lists byte for byte).
  * Failure detection is an oracle over the simulated network: membership (SWIM) is
  * simulated on its own; this run checks replication.
  */
@@ -24,6 +26,7 @@ import { ReplicaService } from '../coordinator/replica.js';
 import { makeLimits } from '../common/limits.js';
 import { encodeRecord } from '../storage/record-codec.js';
 import { type Record, merge } from '../storage/record.js';
+import { pruneDeletedItems } from '../compute/vector-items.js';
 
 export interface ClusterSimOptions {
   nodes?: number;
@@ -41,6 +44,9 @@ export interface ClusterSimReport {
   writesAcknowledged: number;
   writesFailed: number;
   appendsAcknowledged: number;
+  /** Vector items whose VADD was acknowledged, and items whose VDEL was. */
+  itemsAcknowledged: number;
+  itemsDeleted: number;
   faults: string[];
   hintsDelivered: number;
   readRepairs: number;
@@ -100,6 +106,12 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     });
     const replayer = new HintReplayer(store, transport, scope, { intervalMs: 200, batchMax: 64, timeoutMs: 300, isAlive: view.isAlive });
     replayer.start();
+    // Compaction runs in the background, as on a real node (stopped by a crash with its timers).
+    const pruneTick = () => {
+      void store.pruneQueued(16);
+      scope.setTimer(100, pruneTick);
+    };
+    scope.setTimer(100, pruneTick);
     const prev = nodes.get(id);
     const node: SimNode = { id, store, scope, coordinator, replayer, epoch: (prev?.epoch ?? 0) + 1, up: true };
     nodes.set(id, node);
@@ -129,9 +141,15 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   const appendKeys = Array.from({ length: keyCount }, (_, i) => Buffer.from(`log:${i}`));
   const setKeys = Array.from({ length: keyCount }, (_, i) => Buffer.from(`reg:${i}`));
   const hashKey = Buffer.from('doc');
+  const vecKeys = Array.from({ length: Math.max(2, keyCount >> 2) }, (_, i) => Buffer.from(`vec:${i}`));
+  /** Per vector list: item ids whose VADD was acknowledged, and ids a VDEL was issued for (acked or not). */
+  const ackedItems = new Map<string, string[]>();
+  const deleteIssued = new Set<string>();
+  const deleteAcked = new Set<string>();
+  let itemsAcked = 0;
   const ackedAppends = new Map<string, Set<string>>();
   /** Per register (SET key or hash field): every write in issue order, with its ack. */
-  const registerWrites = new Map<string, { value: string; issuedAt: number; acked: boolean }[]>();
+  const registerWrites = new Map<string, { value: string; issuedAt: number; acked: boolean; doneAt: number }[]>();
   let acked = 0;
   let failed = 0;
   let appendsAcked = 0;
@@ -153,7 +171,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
       if (!node) continue;
       const epoch = node.epoch;
       const kv = node.coordinator;
-      const op = r.nextInt(10);
+      const op = r.nextInt(12);
       const seq = ++opSeq;
       try {
         if (op < 5) {
@@ -168,21 +186,40 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
         } else if (op < 8) {
           const key = setKeys[r.nextInt(setKeys.length)]!;
           const value = `v${c}.${seq}`;
-          const w = { value, issuedAt: clock.nowMs(), acked: false };
+          const w = { value, issuedAt: clock.nowMs(), acked: false, doneAt: Infinity };
           const list = registerWrites.get(`set:${key}`) ?? [];
           list.push(w);
           registerWrites.set(`set:${key}`, list);
           await kv.set(ns, key, Buffer.from(value));
           if (node.epoch === epoch) w.acked = true;
+          w.doneAt = clock.nowMs();
+        } else if (op >= 10) {
+          const key = vecKeys[r.nextInt(vecKeys.length)]!;
+          const acked = ackedItems.get(key.toString()) ?? [];
+          if (op === 11 && acked.length > 0) {
+            // Delete one or two items this run saw acknowledged.
+            const doomed = [...new Set([acked[r.nextInt(acked.length)]!, acked[r.nextInt(acked.length)]!])];
+            for (const id of doomed) deleteIssued.add(`${key}/${id}`);
+            await kv.vdel(ns, key, doomed.map((id) => Buffer.from(id)));
+            if (node.epoch === epoch) for (const id of doomed) deleteAcked.add(`${key}/${id}`);
+          } else {
+            const items = Array.from({ length: 1 + r.nextInt(3) }, (_, j) => ({ id: Buffer.from(`i${c}.${seq}.${j}`), vector: [r.nextInt(256), r.nextInt(256)] }));
+            await kv.vadd(ns, key, { type: 'uint8', dim: 2, items });
+            if (node.epoch !== epoch) continue;
+            acked.push(...items.map((it) => it.id.toString()));
+            ackedItems.set(key.toString(), acked);
+            itemsAcked += items.length;
+          }
         } else {
           const field = `f${r.nextInt(4)}`;
           const value = `h${c}.${seq}`;
-          const w = { value, issuedAt: clock.nowMs(), acked: false };
+          const w = { value, issuedAt: clock.nowMs(), acked: false, doneAt: Infinity };
           const list = registerWrites.get(`hash:${field}`) ?? [];
           list.push(w);
           registerWrites.set(`hash:${field}`, list);
           await kv.hset(ns, hashKey, [{ key: Buffer.from(field), value: Buffer.from(value) }]);
           if (node.epoch === epoch) w.acked = true;
+          w.doneAt = clock.nowMs();
         }
         if (node.epoch === epoch) acked++;
       } catch {
@@ -245,12 +282,14 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   // Then one read at ALL of every key repairs replicas that missed writes without a hint
   // (a coordinator that crashed before it could store one).
   const reader = nodes.get(ids[0]!)!.coordinator.withConsistency({ read: 'ALL' });
-  const allKeys = [...appendKeys, ...setKeys, hashKey];
+  const allKeys = [...appendKeys, ...setKeys, hashKey, ...vecKeys];
+  const finalItems = new Map<string, Set<string>>();
   const finalValues = new Map<string, Buffer | null>();
   let readsDone = false;
   void (async () => {
     for (const k of allKeys) finalValues.set(k.toString(), await reader.get(ns, k));
     for (let f = 0; f < 4; f++) finalValues.set(`hash:f${f}`, await reader.hget(ns, hashKey, Buffer.from(`f${f}`)));
+    for (const k of vecKeys) finalItems.set(k.toString(), new Set((await reader.vrange(ns, k, 0, -1)).map((it) => it.id.toString())));
     readsDone = true;
   })().catch((err: unknown) => {
     violations.push(`final read failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -272,6 +311,20 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
       if (!present.has(t)) violations.push(`${key}: acknowledged append ${t} lost`);
     }
   }
+  for (const key of vecKeys) {
+    const live = finalItems.get(key.toString()) ?? new Set<string>();
+    for (const id of ackedItems.get(key.toString()) ?? []) {
+      const name = `${key}/${id}`;
+      if (!deleteIssued.has(name) && !live.has(id)) violations.push(`${key}: acknowledged item ${id} lost`);
+      if (deleteAcked.has(name) && live.has(id)) violations.push(`${key}: item ${id} is live after an acknowledged delete`);
+    }
+    // Compaction ran everywhere: no replica keeps the bytes of a deleted item.
+    for (const id of ring.replicasFor(ns, key)) {
+      const r = nodes.get(id)!.store.read(ns, [key])[0];
+      const left = r ? pruneDeletedItems(r.appends.map((s) => s.bytes)).filter((b) => b !== null).length : 0;
+      if (left > 0) violations.push(`${key}: replica ${id} still holds deleted items in ${left} segments after compaction`);
+    }
+  }
   for (const [register, writes] of registerWrites) {
     const colon = register.indexOf(':');
     const kind = register.slice(0, colon);
@@ -279,10 +332,13 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     const got = (kind === 'set' ? finalValues.get(name) : finalValues.get(`hash:${name}`))?.toString() ?? null;
     const lastAcked = writes.reduce((acc, w, i) => (w.acked ? i : acc), -1);
     if (lastAcked < 0) continue;
-    // LWW: the survivor is the last acknowledged write or one issued after it.
-    const allowed = new Set(writes.slice(lastAcked).map((w) => w.value));
+    // LWW: the survivor is the last acknowledged write, one issued after it, or one concurrent
+    // with it (not finished before it was issued, ties in the same ms included): concurrent
+    // writes are ordered by their versions, not by when the clients sent them.
+    const last = writes[lastAcked]!;
+    const allowed = new Set(writes.filter((w, i) => i >= lastAcked || w.doneAt >= last.issuedAt).map((w) => w.value));
     if (got === null || !allowed.has(got)) {
-      violations.push(`${register}: read ${got}, but acknowledged ${writes[lastAcked]!.value} (or a later write) must survive`);
+      violations.push(`${register}: read ${got}, but acknowledged ${writes[lastAcked]!.value} (or a later or concurrent write) must survive`);
     }
   }
 
@@ -300,6 +356,8 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     writesAcknowledged: acked,
     writesFailed: failed,
     appendsAcknowledged: appendsAcked,
+    itemsAcknowledged: itemsAcked,
+    itemsDeleted: deleteAcked.size,
     faults,
     hintsDelivered,
     readRepairs,

@@ -27,7 +27,7 @@ export async function simMain(argv: string[]): Promise<number> {
     const t = Date.now();
     const r = await runClusterSim(seed, { durationMs, nodes });
     const line =
-      `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'}  acked ${r.writesAcknowledged} (appends ${r.appendsAcknowledged}), failed ${r.writesFailed}, ` +
+      `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'}  acked ${r.writesAcknowledged} (appends ${r.appendsAcknowledged}, vector items ${r.itemsAcknowledged}, deleted ${r.itemsDeleted}), failed ${r.writesFailed}, ` +
       `faults ${r.faults.length}, hints delivered ${r.hintsDelivered}, read repairs ${r.readRepairs}, converged ${r.convergeMs} ms after heal, ` +
       `${Date.now() - t} ms real`;
     console.log(line);
