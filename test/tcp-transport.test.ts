@@ -205,11 +205,11 @@ describe('tcp transport', { timeout: 15_000 }, () => {
     const b = await node('b');
     const socket = await rawSocket(b.port);
     const frames = framesUntilClose(socket);
-    socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'evil' }, 2)));
+    socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'evil' }, 1)));
     const received = await frames;
     assert.equal(received.length, 1);
     assert.equal(received[0]!.kind, FrameKind.fatal);
-    assert.equal(received[0]!.payload.toString(), 'peer speaks internode protocol version 2, this node speaks version 1');
+    assert.equal(received[0]!.payload.toString(), 'peer speaks internode protocol version 1, this node speaks version 2');
   });
 
   it('refuses a request frame sent before the handshake', async () => {

@@ -632,9 +632,49 @@ export function pruneDeletedItems(segments: readonly Buffer[]): (Buffer | null)[
   return out;
 }
 
+/**
+ * True when `candidate` is what pruning could make of `stored`: the same batches, delete
+ * batches byte for byte, and each item batch of the same shape holding a subsequence of the
+ * stored items (ids, vectors and payloads equal).
+ */
+export function isPrunedForm(candidate: Buffer, stored: Buffer): boolean {
+  let a: ItemBatch[];
+  let b: ItemBatch[];
+  try {
+    a = parseSegments(candidate);
+    b = parseSegments(stored);
+  } catch {
+    return false;
+  }
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.kind !== y.kind) return false;
+    if (x.kind === 'deletes') {
+      if (!x.bytes().equals(y.bytes())) return false;
+      continue;
+    }
+    if (x.type !== y.type || x.dim !== y.dim || x.count > y.count) return false;
+    let j = 0;
+    for (let k = 0; k < x.count; k++) {
+      const id = x.ids(k);
+      while (j < y.count && !y.ids(j).equals(id)) j++;
+      if (j === y.count) return false;
+      if (!x.vectorBytes(k).equals(y.vectorBytes(j))) return false;
+      const px = x.payload(k);
+      const py = y.payload(j);
+      if (px ? !py || !px.equals(py) : py !== null && py.length > 0) return false;
+      j++;
+    }
+  }
+  return true;
+}
+
 /** The storage pruner for posting lists: a delete batch queues a prune; items may die. */
 export const vectorItemPruner: SegmentPruner = Object.freeze({
   killsEarlier: holdsDeleteBatch,
   mayDie: looksLikeItemBatches,
   prune: pruneDeletedItems,
+  prunedFrom: isPrunedForm,
 });

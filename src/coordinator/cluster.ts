@@ -709,6 +709,7 @@ export class ClusterCoordinator implements KvApi {
     // Replaced ids get a delete batch in the same op (see vaddSegment). The count returned is
     // the list as this write's read saw it, plus the batch.
     const seg = vaddSegment(key, liveSet(key, before), bytes);
+    this.checks.value(seg.bytes);
     await this.replicate(ns, [this.appendItem(ns, key, seg.bytes)], this.consistency.write);
     return seg.count;
   }

@@ -474,6 +474,7 @@ export class LocalCoordinator implements KvApi {
       });
       // Replaced ids get a delete batch in the same op (see vaddSegment).
       const seg = vaddSegment(key, live, bytes);
+      this.checkValue(seg.bytes);
       this.store.apply(id, key, this.appendDelta(seg.bytes), now);
       return seg.count;
     });

@@ -5,7 +5,7 @@
  */
 import { KvError } from '../common/errors.js';
 import type { NodeId } from '../cluster/transport.js';
-import { type Record, compareSegments, emptyRecord, expire, merge, view } from '../storage/record.js';
+import { type Record, compareSegments, emptyRecord, expire, merge, preferredPayload, view } from '../storage/record.js';
 import type { SegmentPruner } from '../storage/pruner.js';
 import { vectorItemPruner } from '../compute/vector-items.js';
 import type { PruneResult } from './api.js';
@@ -23,7 +23,7 @@ export class MemoryReplicaStore implements ReplicaStore {
   private hintSeq = 0;
   private readonly pruneQueue = new Set<string>();
   /** Records pruned and bytes freed so far. */
-  readonly pruned: PruneResult = { records: 0, bytesFreed: 0 };
+  readonly pruned = { records: 0, bytesFreed: 0, refused: 0 };
 
   constructor(
     private readonly hintsMax = 1_000_000,
@@ -42,9 +42,10 @@ export class MemoryReplicaStore implements ReplicaStore {
       const id = key.toString('latin1');
       const before = m.get(id)?.record ?? emptyRecord();
       const vb = view(before, nowMs);
-      const after = merge(expire(before, nowMs), copyRecord(delta));
+      const taken = this.refuseForeignPayloads(before, copyRecord(delta));
+      const after = merge(expire(before, nowMs), taken);
       m.set(id, { key: Buffer.from(key), record: after });
-      if (this.needsPrune(before, after, delta)) this.pruneQueue.add(`${ns}\u0000${id}`);
+      if (this.needsPrune(before, after, taken)) this.pruneQueue.add(`${ns}\u0000${id}`);
       const va = view(after, nowMs);
       let fieldsAdded = 0;
       let fieldsRemoved = 0;
@@ -136,16 +137,36 @@ export class MemoryReplicaStore implements ReplicaStore {
         continue; // applied again: changes nothing
       }
       if (pruner.killsEarlier(seg.bytes)) return true;
-      if (last && compareSegments(seg, last) < 0 && pruner.mayDie(seg.bytes)) return true;
+      if (last && compareSegments(seg, last) < 0 && pruner.mayDie(seg.bytes)) {
+        // Arriving after later segments, it may be dead already: only if one of them deletes.
+        if (after.appends.some((s) => compareSegments(s, seg) > 0 && pruner.killsEarlier(s.bytes))) return true;
+      }
     }
     return false;
+  }
+
+  /**
+   * As the LMDB store: another payload of a stored op is kept out of the merge unless it is a
+   * pruned form of the stored one (then merge keeps the shorter).
+   */
+  private refuseForeignPayloads(before: Record, delta: Record): Record {
+    delta.appends = delta.appends.map((seg) => {
+      const had = before.appends.find((s) => compareSegments(s, seg) === 0);
+      if (!had || had.bytes.equals(seg.bytes)) return seg;
+      if (preferredPayload(seg.bytes, had.bytes) !== seg.bytes) return had;
+      if (this.pruner.prunedFrom(seg.bytes, had.bytes)) return seg;
+      this.pruned.refused++;
+      return had;
+    });
+    return delta;
   }
 
   async queuePrune(ns: string, keys: Buffer[]): Promise<number> {
     let n = 0;
     for (const k of keys) {
       const id = k.toString('latin1');
-      if (!this.data.get(ns)?.has(id)) continue;
+      const e = this.data.get(ns)?.get(id);
+      if (!e || (!e.record.base && e.record.appends.length === 0)) continue;
       this.pruneQueue.add(`${ns}\u0000${id}`);
       n++;
     }

@@ -146,6 +146,9 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   const ackedItems = new Map<string, string[]>();
   const deleteIssued = new Set<string>();
   const deleteAcked = new Set<string>();
+  /** Replacements (VADD of a live id) not yet settled, per item; a VDEL issued meanwhile races them. */
+  const replacing = new Map<string, number>();
+  const racy = new Set<string>();
   let itemsAcked = 0;
   const ackedAppends = new Map<string, Set<string>>();
   /** Per register (SET key or hash field): every write in issue order, with its ack. */
@@ -173,6 +176,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
       const kv = node.coordinator;
       const op = r.nextInt(12);
       const seq = ++opSeq;
+      let pending: { doneAt: number } | null = null;
       try {
         if (op < 5) {
           const key = appendKeys[r.nextInt(appendKeys.length)]!;
@@ -189,6 +193,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
           const w = { value, issuedAt: clock.nowMs(), acked: false, doneAt: Infinity };
           const list = registerWrites.get(`set:${key}`) ?? [];
           list.push(w);
+          pending = w;
           registerWrites.set(`set:${key}`, list);
           await kv.set(ns, key, Buffer.from(value));
           if (node.epoch === epoch) w.acked = true;
@@ -199,14 +204,30 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
           if (op === 11 && acked.length > 0) {
             // Delete one or two items this run saw acknowledged.
             const doomed = [...new Set([acked[r.nextInt(acked.length)]!, acked[r.nextInt(acked.length)]!])];
-            for (const id of doomed) deleteIssued.add(`${key}/${id}`);
+            for (const id of doomed) {
+              deleteIssued.add(`${key}/${id}`);
+              if ((replacing.get(`${key}/${id}`) ?? 0) > 0) racy.add(`${key}/${id}`);
+            }
             await kv.vdel(ns, key, doomed.map((id) => Buffer.from(id)));
             if (node.epoch === epoch) for (const id of doomed) deleteAcked.add(`${key}/${id}`);
           } else {
             const items = Array.from({ length: 1 + r.nextInt(3) }, (_, j) => ({ id: Buffer.from(`i${c}.${seq}.${j}`), vector: [r.nextInt(256), r.nextInt(256)] }));
-            await kv.vadd(ns, key, { type: 'uint8', dim: 2, items });
+            // Now and then replace an item (a new vector for an id that is live and not being deleted).
+            const keep = acked.filter((id) => !deleteIssued.has(`${key}/${id}`));
+            let replaced: string | null = null;
+            if (keep.length > 0 && r.nextInt(3) === 0) {
+              replaced = `${key}/${keep[r.nextInt(keep.length)]!}`;
+              items.push({ id: Buffer.from(replaced.slice(key.length + 1)), vector: [r.nextInt(256), r.nextInt(256)] });
+              replacing.set(replaced, (replacing.get(replaced) ?? 0) + 1);
+            }
+            try {
+              await kv.vadd(ns, key, { type: 'uint8', dim: 2, items });
+            } finally {
+              // Settled either way (a failed replacement got its version before it failed).
+              if (replaced) replacing.set(replaced, replacing.get(replaced)! - 1);
+            }
             if (node.epoch !== epoch) continue;
-            acked.push(...items.map((it) => it.id.toString()));
+            for (const it of items) if (!acked.includes(it.id.toString())) acked.push(it.id.toString());
             ackedItems.set(key.toString(), acked);
             itemsAcked += items.length;
           }
@@ -216,6 +237,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
           const w = { value, issuedAt: clock.nowMs(), acked: false, doneAt: Infinity };
           const list = registerWrites.get(`hash:${field}`) ?? [];
           list.push(w);
+          pending = w;
           registerWrites.set(`hash:${field}`, list);
           await kv.hset(ns, hashKey, [{ key: Buffer.from(field), value: Buffer.from(value) }]);
           if (node.epoch === epoch) w.acked = true;
@@ -224,6 +246,8 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
         if (node.epoch === epoch) acked++;
       } catch {
         failed++;
+        // A failed register write may still have landed: it counts as concurrent until now.
+        if (pending) pending.doneAt = clock.nowMs();
       }
     }
   };
@@ -316,7 +340,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     for (const id of ackedItems.get(key.toString()) ?? []) {
       const name = `${key}/${id}`;
       if (!deleteIssued.has(name) && !live.has(id)) violations.push(`${key}: acknowledged item ${id} lost`);
-      if (deleteAcked.has(name) && live.has(id)) violations.push(`${key}: item ${id} is live after an acknowledged delete`);
+      if (deleteAcked.has(name) && !racy.has(name) && live.has(id)) violations.push(`${key}: item ${id} is live after an acknowledged delete`);
     }
     // Compaction ran everywhere: no replica keeps the bytes of a deleted item.
     for (const id of ring.replicasFor(ns, key)) {

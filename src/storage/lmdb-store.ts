@@ -85,8 +85,13 @@ interface Stats {
 }
 
 const statsKey = 'stats';
-/** On-disk layout version (layout.ts); bump it when the layout changes incompatibly. */
-const storageFormat = 1;
+/**
+ * On-disk layout version (layout.ts); bump it when the layout changes incompatibly.
+ * 2: the prunes table, and compacted vector item batches (count 0 allowed), which format-1
+ * code would misread; format-1 data is upgraded in place (it is valid format 2).
+ */
+const storageFormat = 2;
+const upgradableFormats: readonly number[] = [1];
 const formatKey = 'format';
 const nsKeyPrefix = 'ns:';
 
@@ -153,7 +158,7 @@ export class LmdbStore {
       this.hintSeq = Math.max(this.hintSeq, Number(key.readBigUInt64BE(key.length - 8)));
     }
     const format = this.system.get(formatKey) as number | undefined;
-    if (format === undefined) this.system.putSync(formatKey, storageFormat);
+    if (format === undefined || upgradableFormats.includes(format)) this.system.putSync(formatKey, storageFormat);
     else if (format !== storageFormat) {
       throw new Error(`data at '${options.path}' is in storage format ${format}; this ragkv reads format ${storageFormat}`);
     }
@@ -687,7 +692,7 @@ export class LmdbStore {
           const mine = sk.subarray(prefix.length);
           const same = parts.find((p) => p.segKey.equals(mine));
           if (same) {
-            if (preferredPayload(seg.bytes, same.bytes) !== seg.bytes || seg.bytes.equals(same.bytes)) return;
+            if (!this.takesPayload(seg.bytes, same.bytes)) return;
             h.size += seg.bytes.length - same.bytes.length;
             same.bytes = seg.bytes;
           } else {
@@ -697,26 +702,26 @@ export class LmdbStore {
           }
           this.segments.put(floorKey, encodeChunk(parts));
           // Not the last op: it may be dead already, or (a payload taken) prunable further.
-          if (pruner && (same || pruner.mayDie(seg.bytes) || pruner.killsEarlier(seg.bytes))) this.queuePruneOf(nsId, key);
+          if (pruner && (same || pruner.killsEarlier(seg.bytes) || (pruner.mayDie(seg.bytes) && this.deletesFrom(pruner, prefix, floorKey)))) {
+            this.queuePruneOf(nsId, key);
+          }
           return;
         }
         if (floorKey.equals(sk)) {
           // The same op, applied again: keep the payload merge prefers.
           const stored = entry.subarray(1);
-          if (preferredPayload(seg.bytes, stored) === seg.bytes && !seg.bytes.equals(stored)) {
+          if (this.takesPayload(seg.bytes, stored)) {
             h.size += seg.bytes.length - stored.length;
             this.segments.put(sk, encodeSingle(entry[0]!, seg.bytes));
-            if (pruner) this.queuePruneOf(nsId, key);
+            this.queuePruneOf(nsId, key);
           }
           return;
         }
       }
     }
     if (pruner) {
-      let late = false;
-      if (h.entries > 0 && pruner.mayDie(seg.bytes)) {
-        for (const _ of this.segments.getKeys({ start: sk, end: prefixEnd(prefix), limit: 1 })) late = true;
-      }
+      // Arriving after later segments, it may be dead already: only if one of them deletes.
+      const late = h.entries > 0 && pruner.mayDie(seg.bytes) && this.deletesFrom(pruner, prefix, sk);
       if (late || pruner.killsEarlier(seg.bytes)) this.queuePruneOf(nsId, key);
     }
     this.segments.put(sk, encodeSingle(entryKindAppend, seg.bytes));
@@ -726,6 +731,26 @@ export class LmdbStore {
   }
 
   // ------------------------------------------------------------------ pruning
+
+  /**
+   * True when another replica's payload of an op replaces the stored one: merge prefers it
+   * (see `preferredPayload`) and the pruner confirms it is a pruned form of the stored one.
+   * A payload that is neither equal nor a pruned form is refused (and counted).
+   */
+  private takesPayload(candidate: Buffer, stored: Buffer): boolean {
+    if (candidate.equals(stored) || preferredPayload(candidate, stored) !== candidate) return false;
+    if (this.pruner?.prunedFrom(candidate, stored)) return true;
+    this.pruned.refused++;
+    return false;
+  }
+
+  /** True when an entry of the record at or after `from` holds something that kills earlier parts. */
+  private deletesFrom(pruner: SegmentPruner, prefix: Buffer, from: Buffer): boolean {
+    for (const k of this.segments.getKeys({ start: from, end: prefixEnd(prefix) })) {
+      if (pruner.killsEarlier(entryPayload(this.segments.getBinaryFast(k)!))) return true;
+    }
+    return false;
+  }
 
   private queuePruneOf(nsId: number, key: Buffer): void {
     this.prunes.put(recordKey(nsId, key), emptyBuffer);
@@ -780,8 +805,11 @@ export class LmdbStore {
     return result;
   }
 
-  /** Records and bytes pruned since this store was opened. */
-  readonly pruned = { records: 0, bytesFreed: 0 };
+  /**
+   * Records and bytes pruned since this store was opened, and payloads of an op refused
+   * because they were not a pruned form of the stored one.
+   */
+  readonly pruned = { records: 0, bytesFreed: 0, refused: 0 };
 
   private pruneRecord(pruner: SegmentPruner, rk: Buffer): number {
     const raw = this.records.get(rk);

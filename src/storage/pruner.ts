@@ -28,4 +28,10 @@ export interface SegmentPruner {
    * segments' bytes; may throw when the value is not of its format (nothing is pruned).
    */
   prune(segments: readonly Buffer[]): (Buffer | null)[];
+  /**
+   * True when `candidate` is a pruned form of `stored` (what pruning could have made of it).
+   * The store takes another replica's shorter payload of an op only then: anything else
+   * (a corrupt or truncated payload) is refused and the stored one kept.
+   */
+  prunedFrom(candidate: Buffer, stored: Buffer): boolean;
 }
