@@ -252,6 +252,29 @@ test('LMDB replicas: the same, through the store (chunks, the prune queue, paylo
   }
 });
 
+test('a store keeps its payload of an op when a peer sends one that is not a pruned form of it, and counts the refusal', async () => {
+  const dir = tempDir();
+  const store = openStore({ path: dir.path, durability: 'none', pruner: vectorItemPruner });
+  try {
+    const nsId = store.ensureNamespace('default');
+    const items = [0, 1, 2].map((i) => ({ id: Buffer.from(`x${i}`), vector: [i, i, i] }));
+    const original = encodeItemBatch({ type: 'uint8', dim, items });
+    const pruned = encodeItemBatch({ type: 'uint8', dim, items: items.slice(1) });
+    // Shorter, so merge would prefer it, but a different vector: not what pruning makes.
+    const forged = encodeItemBatch({ type: 'uint8', dim, items: [{ id: items[1]!.id, vector: [9, 9, 9] }] });
+    await store.write(() => store.apply(nsId, key, segmentDelta(0, original), now));
+    await store.write(() => store.apply(nsId, key, segmentDelta(0, forged), now));
+    assert.equal(store.pruned.refused, 1);
+    assert.deepEqual(store.valuePieces(nsId, key, now), [original]);
+    await store.write(() => store.apply(nsId, key, segmentDelta(0, pruned), now));
+    assert.equal(store.pruned.refused, 1, 'a pruned form is taken');
+    assert.deepEqual(store.valuePieces(nsId, key, now), [pruned]);
+  } finally {
+    await store.close();
+    dir.cleanup();
+  }
+});
+
 test('the LMDB prune queue is durable, and pruning frees the bytes it reports', async () => {
   const dir = tempDir();
   try {

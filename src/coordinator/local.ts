@@ -54,6 +54,8 @@ export interface LocalStats {
   /** Records pruned and bytes freed since the node started. */
   prunedRecords: number;
   prunedBytes: number;
+  /** Payloads of a stored op from a peer that were neither equal nor a pruned form (a bug sign). */
+  payloadsRefused: number;
 }
 
 export class LocalCoordinator implements KvApi {
@@ -560,6 +562,7 @@ export class LocalCoordinator implements KvApi {
       pruneQueue: this.store.pruneQueueLength(),
       prunedRecords: this.store.pruned.records,
       prunedBytes: this.store.pruned.bytesFreed,
+      payloadsRefused: this.store.pruned.refused,
     };
   }
 }

@@ -202,11 +202,6 @@ export class MemoryReplicaStore implements ReplicaStore {
     return { records: due.length, bytesFreed };
   }
 
-  /** Records waiting to be pruned. */
-  get pruneQueueLength(): number {
-    return this.pruneQueue.size;
-  }
-
   /** Every stored record of a namespace (for the simulator's convergence checker). */
   dump(ns: string): Map<string, Record> {
     const out = new Map<string, Record>();

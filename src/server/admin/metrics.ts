@@ -26,7 +26,7 @@ export const disconnectReasonLabelsMax = 64;
 
 export interface MetricsOptions {
   /** Read on every scrape for `ragkv_keys` and `ragkv_stored_bytes`. */
-  storageStats: () => { keys: number; bytes: number; pruneQueue?: number; prunedRecords?: number; prunedBytes?: number };
+  storageStats: () => { keys: number; bytes: number; pruneQueue?: number; prunedRecords?: number; prunedBytes?: number; payloadsRefused?: number };
 }
 
 /** The node's metrics: what the protocol servers report into, and what /metrics serves. */
@@ -110,6 +110,16 @@ export function createMetrics(options: MetricsOptions): MetricsRegistry {
     collect() {
       this.reset();
       this.inc(options.storageStats().prunedBytes ?? 0);
+    },
+  });
+
+  new Counter({
+    name: 'ragkv_payloads_refused_total',
+    help: 'Payloads of a stored append sent by a peer that were neither equal to it nor a compacted form of it (kept out; a sign of a bug).',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(options.storageStats().payloadsRefused ?? 0);
     },
   });
 
