@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { Random } from '../src/common/random.js';
 import { makeLimits } from '../src/common/limits.js';
 import { Ring } from '../src/cluster/ring.js';
-import { SimClock, SimNetwork } from '../src/cluster/sim/index.js';
+import { SimClock, SimNetwork } from '../testing/sim/index.js';
 import { ClusterCoordinator, type ClusterView } from '../src/coordinator/cluster.js';
-import { HintReplayer } from '../src/coordinator/hints.js';
-import { MemoryReplicaStore } from '../src/coordinator/memory-replica-store.js';
-import { ReplicaService } from '../src/coordinator/replica.js';
+import { HintReplayer } from '../src/replica/hints.js';
+import { MemoryReplicaStore } from '../src/replica/memory-store.js';
+import { ReplicaService } from '../src/replica/service.js';
 import type { KvError } from '../src/common/errors.js';
 
 const b = (s: string) => Buffer.from(s);

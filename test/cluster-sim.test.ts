@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runClusterSim } from '../src/sim/cluster-sim.js';
+import { runClusterSim } from '../testing/cluster-sim.js';
 
 const budgetMs = Number(process.env.RAGKV_SIM_BUDGET_MS ?? 60_000);
 const seedsMax = 40;

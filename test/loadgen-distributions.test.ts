@@ -9,7 +9,7 @@ import {
   UniformGenerator,
   ZipfianGenerator,
   type IntGenerator,
-} from '../src/loadgen/distributions.js';
+} from '../tools/loadgen/distributions.js';
 import { Random } from '../src/common/random.js';
 
 /** YCSB's Utils.fnvhash64 written with BigInt, as the reference for the 32-bit version. */

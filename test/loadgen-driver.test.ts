@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Driver, errorKind } from '../src/loadgen/driver.js';
-import type { RecordFields, Target } from '../src/loadgen/target.js';
-import type { Operation, OperationSource } from '../src/loadgen/workloads.js';
+import { Driver, errorKind } from '../tools/loadgen/driver.js';
+import type { RecordFields, Target } from '../tools/loadgen/target.js';
+import type { Operation, OperationSource } from '../tools/loadgen/workloads.js';
 
 /**
  * A real (tiny) Target over a Map: the driver is under test, not a store. `gate`, when set,

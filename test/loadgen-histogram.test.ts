@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LATENCY_US_MAX, LatencyHistogram, mergeHistograms } from '../src/loadgen/histogram.js';
+import { LATENCY_US_MAX, LatencyHistogram, mergeHistograms } from '../tools/loadgen/histogram.js';
 import { Random } from '../src/common/random.js';
 
 /** Within HdrHistogram's 3 significant digits. */

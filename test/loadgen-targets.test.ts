@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { Redis } from 'ioredis';
-import { etcdPackages, ragkvSpecs, redisPackages, ensureDebianPackages, findBinary, startPeer, type PeerHandle } from '../src/loadgen/peers/index.js';
-import { createTargetFactory, decodeRecord, encodeRecord, type TargetSpec } from '../src/loadgen/targets/index.js';
-import type { RecordFields, Target } from '../src/loadgen/target.js';
+import { etcdPackages, ragkvSpecs, redisPackages, ensureDebianPackages, findBinary, startPeer, type PeerHandle } from '../tools/loadgen/peers/index.js';
+import { createTargetFactory, decodeRecord, encodeRecord, type TargetSpec } from '../tools/loadgen/targets/index.js';
+import type { RecordFields, Target } from '../tools/loadgen/target.js';
 import { tempDir } from './helpers/tmp.js';
 
 const b = (text: string): Buffer => Buffer.from(text);

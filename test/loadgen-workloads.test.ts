@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RecordFields, Target } from '../src/loadgen/target.js';
-import { FRAME_HEADER_BYTES, ValueFactory, verifyValue } from '../src/loadgen/values.js';
+import type { RecordFields, Target } from '../tools/loadgen/target.js';
+import { FRAME_HEADER_BYTES, ValueFactory, verifyValue } from '../tools/loadgen/values.js';
 import {
   AckCounter,
   createWorkload,
@@ -13,7 +13,7 @@ import {
   YCSB_MIXES,
   type Workload,
   type WorkloadParams,
-} from '../src/loadgen/workloads.js';
+} from '../tools/loadgen/workloads.js';
 
 /** A real (tiny) Target over Maps: the workloads are under test, not a store. */
 class MemoryTarget implements Target {

@@ -225,8 +225,8 @@ describe('ragkv local-cluster: a running cluster', { timeout: 120_000 }, () => {
 
 describe('ragkv-cluster bench peer and the ragkv-resp adapter over several members', { timeout: 120_000 }, () => {
   it('starts 3 members (N=3, W=QUORUM, R=ONE) and spreads reads and writes over all of them', async () => {
-    const { startPeer } = await import('../src/loadgen/peers/index.js');
-    const { createTargetFactory } = await import('../src/loadgen/targets/index.js');
+    const { startPeer } = await import('../tools/loadgen/peers/index.js');
+    const { createTargetFactory } = await import('../tools/loadgen/targets/index.js');
     const logs: string[] = [];
     const peer = await startPeer('ragkv-cluster', { workDir: path.join(tmp.path, 'peer'), log: (l) => logs.push(l), ragkvArgs: ['--durability', 'none'] });
     try {

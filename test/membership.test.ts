@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Random } from '../src/common/random.js';
-import { SimClock, SimNetwork, type SimClockScope, type SimNetworkOptions, type SimTransport } from '../src/cluster/sim/index.js';
+import { SimClock, SimNetwork, type SimClockScope, type SimNetworkOptions, type SimTransport } from '../testing/sim/index.js';
 import { Swim, type MemberStatus, type SwimConfig } from '../src/cluster/membership/index.js';
 
 const lan: SimNetworkOptions = { delayMsMin: 1, delayMsMax: 15, lossRate: 0, duplicateRate: 0 };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Random } from '../src/common/random.js';
 import { TransportError, type Transport } from '../src/cluster/transport.js';
-import { SimClock, SimNetwork, type SimNetworkOptions } from '../src/cluster/sim/index.js';
+import { SimClock, SimNetwork, type SimNetworkOptions } from '../testing/sim/index.js';
 
 const quiet: SimNetworkOptions = { delayMsMin: 1, delayMsMax: 10, lossRate: 0, duplicateRate: 0 };
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateClustered } from '../src/examples/spann/dataset.js';
-import { assignWithReplication, bruteForceKnn, kmeans, l2sq, l2sqBounded, nearestCentroid, nearestCentroids, recallAtK } from '../src/examples/spann/kmeans.js';
+import { generateClustered } from '../examples/spann/dataset.js';
+import { assignWithReplication, bruteForceKnn, kmeans, l2sq, l2sqBounded, nearestCentroid, nearestCentroids, recallAtK } from '../examples/spann/kmeans.js';
 
 const small = { count: 2000, queries: 50, dim: 16, blobs: 20, type: 'uint8' as const, seed: 7 };
 
@@ -91,7 +91,7 @@ test('brute force k-NN and recall@k', () => {
 });
 
 test('splitLargeLists: long lists are split into lists of about the target size, no vector lost', async () => {
-  const { splitLargeLists } = await import('../src/examples/spann/kmeans.js');
+  const { splitLargeLists } = await import('../examples/spann/kmeans.js');
   const { base } = generateClustered({ ...small, blobs: 10 });
   const { centroids } = kmeans(base.vectors, base.count, small.dim, 4, { seed: 5, iterations: 3 });
   const { lists } = assignWithReplication(base.vectors, base.count, centroids, 4, small.dim, { maxReplicas: 1 });

@@ -12,9 +12,9 @@ import fc from 'fast-check';
 import { encodeDeleteBatch, encodeItemBatch, parseSegments, pruneDeletedItems, vectorItemPruner } from '../src/compute/vector-items.js';
 import { scoreSegments } from '../src/compute/vector-score.js';
 import { type Record, emptyRecord, merge } from '../src/storage/record.js';
-import { MemoryReplicaStore } from '../src/coordinator/memory-replica-store.js';
-import { LmdbReplicaStore } from '../src/coordinator/lmdb-replica-store.js';
-import type { ReplicaStore } from '../src/coordinator/replica-store.js';
+import { MemoryReplicaStore } from '../src/replica/memory-store.js';
+import { LmdbReplicaStore } from '../src/replica/lmdb-store.js';
+import type { ReplicaStore } from '../src/replica/store.js';
 import { openStore } from '../src/storage/lmdb-store.js';
 import { tempDir } from './helpers/tmp.js';
 

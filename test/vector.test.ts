@@ -12,10 +12,10 @@ import { openLocalKv } from '../src/coordinator/index.js';
 import { startRespServer } from '../src/server/resp/index.js';
 import { noMetrics } from '../src/server/metrics.js';
 import { Ring } from '../src/cluster/ring.js';
-import { SimClock, SimNetwork } from '../src/cluster/sim/index.js';
+import { SimClock, SimNetwork } from '../testing/sim/index.js';
 import { ClusterCoordinator } from '../src/coordinator/cluster.js';
-import { MemoryReplicaStore } from '../src/coordinator/memory-replica-store.js';
-import { ReplicaService } from '../src/coordinator/replica.js';
+import { MemoryReplicaStore } from '../src/replica/memory-store.js';
+import { ReplicaService } from '../src/replica/service.js';
 import { tempDir } from './helpers/tmp.js';
 import { float32FromBytes } from '../src/compute/index.js';
 

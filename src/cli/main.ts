@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'start':
       return start(rest);
     case 'bench':
-      return (await import('./bench.js')).benchMain(rest);
+      return benchMain(rest);
     case 'local-cluster':
       return (await import('./local-cluster.js')).localClusterMain(rest);
     case undefined:
@@ -170,4 +170,21 @@ function banner(config: NodeConfig, node: RunningNode): string {
     '',
   ];
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The load generator lives in tools/ (a checkout's dev tooling, not part of a production
+ * install): loaded only when asked for, with a clear message where it is absent.
+ */
+async function benchMain(args: string[]): Promise<number> {
+  const modulePath = '../../tools/bench/cli.js';
+  let mod: { benchMain(args: string[]): Promise<number> };
+  try {
+    mod = (await import(modulePath)) as typeof mod;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    process.stderr.write('ragkv bench: the load generator is not installed here; run `npm run bench` in a ragkv checkout\n');
+    return 2;
+  }
+  return mod.benchMain(args);
 }

@@ -11,18 +11,17 @@
  * A failed call rejects with a grpc-js `ServiceError`: `.code` is the gRPC status
  * (`status.INVALID_ARGUMENT`, ...) and `.details` the server's message.
  */
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { defaultLimits } from '../common/limits.js';
-import { rawKvMethods, type KvPairMessage, type RawKvMessages, type RawKvMethod } from '../server/grpc/messages.js';
-import { protoLoaderOptions } from '../server/grpc/proto.js';
+import { rawKvMethods, type KvPairMessage, type RawKvMessages, type RawKvMethod } from '../common/grpc/messages.js';
+import { protoLoaderOptions, rawKvProtoPath } from '../common/grpc/proto.js';
 
-export type * from '../server/grpc/messages.js';
+export type * from '../common/grpc/messages.js';
 export { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 
-/** Path of rawkv.proto (this module runs compiled from dist/src/client/), for other tools. */
-export const rawKvProtoPath = fileURLToPath(new URL('../../../proto/ragkv/v1/rawkv.proto', import.meta.url));
+/** Path of rawkv.proto, for other tools. */
+export { rawKvProtoPath };
 
 /** What a caller may send: every field optional (proto3 defaults), bytes as any Uint8Array. */
 type Input<T> = {

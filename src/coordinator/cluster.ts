@@ -48,7 +48,7 @@ import type {
   VectorSearchRequest,
   VectorSearchResult,
 } from './api.js';
-import { type ApplyItem, type ApplyResult, type ReplicaStore, compactNow } from './replica-store.js';
+import { type ApplyItem, type ApplyResult, type ReplicaStore, compactNow } from '../replica/store.js';
 import {
   decodeReadReply,
   decodeScanReply,
@@ -59,7 +59,7 @@ import {
   encodeVectorSearch,
   encodeWrite,
   localVectorSearch,
-} from './replica.js';
+} from '../replica/service.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
 
 /** What the coordinator needs to know of the cluster: the ring and who is reachable. */

@@ -9,11 +9,11 @@ import { vectorItemPruner } from '../compute/vector-items.js';
 export type * from './api.js';
 export { LocalCoordinator, type LocalCoordinatorOptions } from './local.js';
 export { ClusterCoordinator, type ClusterCoordinatorOptions, type ClusterView, required } from './cluster.js';
-export { LmdbReplicaStore } from './lmdb-replica-store.js';
-export { MemoryReplicaStore } from './memory-replica-store.js';
-export { ReplicaService } from './replica.js';
-export { HintReplayer } from './hints.js';
-export type { ReplicaStore, ApplyItem, ApplyResult } from './replica-store.js';
+export { LmdbReplicaStore } from '../replica/lmdb-store.js';
+export { MemoryReplicaStore } from '../replica/memory-store.js';
+export { ReplicaService } from '../replica/service.js';
+export { HintReplayer } from '../replica/hints.js';
+export type { ReplicaStore, ApplyItem, ApplyResult } from '../replica/store.js';
 
 export interface LocalKvOptions {
   path: string;

@@ -11,7 +11,7 @@ import { InputChecks, expiryConditionHolds } from './validate.js';
 import type { ItemBatchInput } from '../compute/vector-items.js';
 import { LiveItems, checkShape, listBatches, searchLists } from '../compute/vector-search.js';
 import { encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
-import { compactNow } from './replica-store.js';
+import { compactNow } from '../replica/store.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { type Clock, HybridClock, systemClock } from '../storage/hlc.js';
 import { type LmdbStore } from '../storage/lmdb-store.js';

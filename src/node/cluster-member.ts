@@ -12,12 +12,12 @@ import { Swim } from '../cluster/membership/index.js';
 import { MembershipView } from '../cluster/membership-view.js';
 import type { KvApi } from '../coordinator/api.js';
 import { ClusterCoordinator } from '../coordinator/cluster.js';
-import { HintReplayer } from '../coordinator/hints.js';
-import { LmdbReplicaStore } from '../coordinator/lmdb-replica-store.js';
-import { ReplicaService } from '../coordinator/replica.js';
+import { HintReplayer } from '../replica/hints.js';
+import { LmdbReplicaStore } from '../replica/lmdb-store.js';
+import { ReplicaService } from '../replica/service.js';
 import type { LmdbStore } from '../storage/lmdb-store.js';
 import type { Logger } from './logger.js';
-import type { ClusterConfig } from './node.js';
+import type { ClusterConfig } from './config.js';
 import { resolveSeeds } from './seeds.js';
 
 export interface ClusterMember {

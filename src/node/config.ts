@@ -7,8 +7,35 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultLimits, validateLimits, type Limits } from '../common/limits.js';
-import type { ClusterConfig, Durability, NodeConfig } from './node.js';
 import type { Level } from '../coordinator/api.js';
+
+export type Durability = 'fsync' | 'commit' | 'none';
+
+/** Cluster membership and replication settings; `nodeId` empty means a single node. */
+export interface ClusterConfig {
+  nodeId: string;
+  peerPort: number;
+  /** `host:port` peer addresses, or `dns:<name>:<port>` for a headless service. */
+  seeds: string[];
+  clusterName: string;
+  advertiseHost: string;
+  zone: string;
+  replicas: number;
+  readConsistency: Level;
+  writeConsistency: Level;
+}
+
+export interface NodeConfig {
+  dataDir: string;
+  host: string;
+  respPort: number;
+  grpcPort: number;
+  adminPort: number;
+  durability: Durability;
+  logLevel: string;
+  limits: Limits;
+  cluster: ClusterConfig;
+}
 
 /** How an option's text is parsed and checked. */
 export type OptionKind = 'path' | 'host' | 'port' | 'durability' | 'logLevel' | 'count' | 'configFile' | 'text' | 'level';

@@ -3,8 +3,6 @@
  * from its config: storage, coordinator, RESP/gRPC/admin servers, logger, metrics, timers.
  */
 import { mkdirSync } from 'node:fs';
-import type { Limits } from '../common/limits.js';
-import type { Level } from '../coordinator/api.js';
 import { openLocalKv } from '../coordinator/index.js';
 import { startGrpcServer, type GrpcServer } from '../server/grpc/index.js';
 import { startRespServer, type RespServer } from '../server/resp/index.js';
@@ -13,34 +11,9 @@ import { createLogger, type Logger } from './logger.js';
 import { acquireDataDirLock } from './lock.js';
 import { startClusterMember, type ClusterMember } from './cluster-member.js';
 import type { KvApi } from '../coordinator/api.js';
+import type { NodeConfig } from './config.js';
 
-export type Durability = 'fsync' | 'commit' | 'none';
-
-/** Cluster membership and replication settings; `nodeId` empty means a single node. */
-export interface ClusterConfig {
-  nodeId: string;
-  peerPort: number;
-  /** `host:port` peer addresses, or `dns:<name>:<port>` for a headless service. */
-  seeds: string[];
-  clusterName: string;
-  advertiseHost: string;
-  zone: string;
-  replicas: number;
-  readConsistency: Level;
-  writeConsistency: Level;
-}
-
-export interface NodeConfig {
-  dataDir: string;
-  host: string;
-  respPort: number;
-  grpcPort: number;
-  adminPort: number;
-  durability: Durability;
-  logLevel: string;
-  limits: Limits;
-  cluster: ClusterConfig;
-}
+export type { ClusterConfig, Durability, NodeConfig } from './config.js';
 
 export interface RunningNode {
   config: NodeConfig;

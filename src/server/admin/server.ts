@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../node/logger.js';
+import type { Logger } from '../../common/logger.js';
 import type { MetricsRegistry } from './metrics.js';
 
 /** What a route answers. */

@@ -4,7 +4,7 @@ import { invalidArgument } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
 import type { KvApi, KvPair } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
-import type { KvPairMessage, RawKvMessages, RawKvMethod } from './messages.js';
+import type { KvPairMessage, RawKvMessages, RawKvMethod } from '../../common/grpc/messages.js';
 import { toGrpcFailure } from './status.js';
 import { SEARCH_K_MAX, type ElementType } from '../../compute/index.js';
 

@@ -2,5 +2,5 @@
 export { startGrpcServer, type GrpcServer, type GrpcServerOptions } from './server.js';
 export type { GrpcLogger } from './handlers.js';
 export { toGrpcFailure, type GrpcFailure } from './status.js';
-export { rawKvProtoPath, protoLoaderOptions, rawKvServiceName } from './proto.js';
-export * from './messages.js';
+export { rawKvProtoPath, protoLoaderOptions, rawKvServiceName } from '../../common/grpc/proto.js';
+export * from '../../common/grpc/messages.js';

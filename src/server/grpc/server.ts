@@ -4,7 +4,7 @@ import type { KvApi } from '../../coordinator/api.js';
 import type { Limits } from '../../common/limits.js';
 import type { RequestMetrics } from '../metrics.js';
 import { createRawKvHandlers, type GrpcLogger } from './handlers.js';
-import { loadRawKvService } from './proto.js';
+import { loadRawKvService } from '../../common/grpc/proto.js';
 
 export interface GrpcServerOptions {
   kv: KvApi;

@@ -30,7 +30,8 @@ import {
   parseMetric,
   globMatch,
 } from '../../compute/index.js';
-import type { Connection, Encoder } from './connection.js';
+import type { Client as Connection } from './context.js';
+import type { Encoder } from './reply.js';
 import { databaseCount, redisVersion } from './databases.js';
 import { infoText } from './info.js';
 import { argInteger } from './protocol.js';

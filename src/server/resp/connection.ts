@@ -18,13 +18,11 @@ import { KvError } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
 import type { Consistency, KvApi } from '../../coordinator/api.js';
 import { type CommandSpec, arityError, lookupCommand, unknownCommandError } from './commands.js';
-import type { ClientView, ServerContext } from './context.js';
+import type { Client, ServerContext } from './context.js';
 import { namespaceOfDb } from './databases.js';
 import { RespParser, RespProtocolError } from './protocol.js';
-import { ReplyWriter } from './reply.js';
+import { type Encoder, ReplyWriter } from './reply.js';
 
-/** Encodes a write's result; module-level functions, so no closure per command. */
-export type Encoder<T> = (w: ReplyWriter, value: T) => void;
 
 /** One reply in the ordered queue: a write in flight, its result, or a queued error. */
 interface Slot {
@@ -51,7 +49,7 @@ export function errorLine(e: KvError): string {
   }
 }
 
-export class Connection implements ClientView {
+export class Connection implements Client {
   readonly id: number;
   readonly server: ServerContext;
   /** The store as this connection sees it: the server's, at this connection's consistency. */

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { arch, release, type as osType } from 'node:os';
 import { databaseCount, namespaceOfDb, redisVersion } from './databases.js';
-import type { Connection } from './connection.js';
+import type { Client as Connection } from './context.js';
 
 /** The version in ragkv's package.json, found by walking up from this file. */
 export const ragkvVersion: string = (() => {

@@ -210,3 +210,6 @@ export class ReplyWriter {
     for (let i = 0; i < values.length; i++) this.bulk(values[i] ?? null);
   }
 }
+
+/** Encodes a deferred result into the reply; module-level functions, so no closure per command. */
+export type Encoder<T> = (w: ReplyWriter, value: T) => void;

@@ -1,0 +1,83 @@
+/**
+ * What a replica keeps, as the cluster cores see it: records applied as deltas (durably),
+ * full records for merging and read repair, ordered keys for scans, and a bounded, durable
+ * queue of hints (writes held for a replica that could not take them). Production wires
+ * LMDB (`LmdbReplicaStore`); the simulator wires `MemoryReplicaStore`.
+ */
+import type { NodeId } from '../cluster/transport.js';
+import type { Record } from '../storage/record.js';
+import type { ListSource } from '../compute/vector-search.js';
+import type { PruneResult } from '../coordinator/api.js';
+
+export interface ApplyItem {
+  ns: string;
+  key: Buffer;
+  delta: Record;
+}
+
+/** What applying one item changed at this replica (the coordinator takes the max over replicas). */
+export interface ApplyResult {
+  /** Value length after the write. */
+  size: number;
+  /** The key held a value or fields before the write. */
+  wasLive: boolean;
+  /** Fields of the delta that were set and did not exist before. */
+  fieldsAdded: number;
+  /** Fields of the delta that were deleted and existed before. */
+  fieldsRemoved: number;
+}
+
+export interface HintBatch {
+  /** Opaque ids, for `removeHints` once the target has them. */
+  ids: Buffer[];
+  items: ApplyItem[];
+}
+
+export interface ReplicaStore {
+  /** Applies the items in one durable write; results follow `items`. */
+  apply(items: ApplyItem[], nowMs: number): Promise<ApplyResult[]>;
+  /** Full records (null where nothing is stored), as stored: expiry not applied. */
+  read(ns: string, keys: Buffer[]): (Record | null)[];
+  /**
+   * Live keys in order, strictly after `after` (or from the start), before `end` (exclusive),
+   * at most `limit`; with `reverse`, descending from `end` (or `after`) down to `start`.
+   */
+  scan(ns: string, start: Buffer, end: Buffer | null, limit: number, reverse: boolean, nowMs: number): Buffer[];
+  /** A key's value as stored pieces plus its fields, for near-data operators (vector search). */
+  listSource(ns: string, key: Buffer, nowMs: number): ListSource;
+  /** Keys held here (a node-local figure, like Redis Cluster's DBSIZE). */
+  keyCount(ns: string): number;
+  /** Stores hints for `target` durably; rejects OVERLOADED over `hintsMax` / `hintBytesMax`. */
+  addHints(target: NodeId, items: ApplyItem[]): Promise<void>;
+  /** The oldest hints for `target`, at most `limit`. */
+  peekHints(target: NodeId, limit: number): HintBatch;
+  removeHints(target: NodeId, ids: Buffer[]): Promise<void>;
+  /** Nodes that have hints waiting. */
+  hintTargets(): NodeId[];
+  hintCount(): number;
+  /** Queues the records of `keys` for pruning (see storage/pruner.ts). */
+  queuePrune(ns: string, keys: Buffer[]): Promise<number>;
+  /** Prunes at most `maxRecords` queued records in one durable write. */
+  pruneQueued(maxRecords: number): Promise<PruneResult>;
+}
+
+/** Records pruned per write while a compaction drains the queue. */
+export const pruneBatchMax = 64;
+
+/** Queues `keys`, then prunes until the queue is empty (or `rounds` writes were made). */
+export async function compactNow(
+  store: { queuePrune(ns: string, keys: Buffer[]): Promise<number>; pruneQueued(max: number): Promise<PruneResult> },
+  ns: string,
+  keys: Buffer[],
+  rounds = 10_000,
+): Promise<PruneResult> {
+  if (keys.length > 0) await store.queuePrune(ns, keys);
+  const total: PruneResult = { records: 0, bytesFreed: 0 };
+  for (let i = 0; i < rounds; i++) {
+    const r = await store.pruneQueued(pruneBatchMax);
+    if (r.records === 0) break;
+    total.records += r.records;
+    total.bytesFreed += r.bytesFreed;
+  }
+  return total;
+}
