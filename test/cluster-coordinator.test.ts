@@ -8,10 +8,8 @@ import { Random } from '../src/common/random.js';
 import { makeLimits } from '../src/common/limits.js';
 import { Ring } from '../src/cluster/ring.js';
 import { SimClock, SimNetwork } from '../testing/sim/index.js';
-import { ClusterCoordinator, type ClusterView } from '../src/coordinator/cluster.js';
-import { HintReplayer } from '../src/replica/hints.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
-import { ReplicaService } from '../src/replica/service.js';
+import { startSimMember } from '../testing/members.js';
 import type { KvError } from '../src/common/errors.js';
 
 const b = (s: string) => Buffer.from(s);
@@ -22,21 +20,13 @@ function cluster(n: number, seed = 1) {
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const ring = new Ring(ids.map((id) => ({ id })), { replicas: 3, vnodes: 64 });
   const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
-  const nodes = new Map(
-    ids.map((id) => {
-      const transport = net.transport(id);
-      const view: ClusterView = {
-        ring: () => ring,
-        isAlive: (x) => net.isUp(x) && !net.isBlocked(id, x),
-        aliveMembers: () => ids.filter((x) => x === id || (net.isUp(x) && !net.isBlocked(id, x))),
-      };
-      new ReplicaService(stores.get(id)!, clock, transport);
-      const kv = new ClusterCoordinator({ self: id, transport, clock, random: new Random(seed, 9), store: stores.get(id)!, view, limits: makeLimits(), requestTimeoutMs: 200, readRepairChance: 0 });
-      const hints = new HintReplayer(stores.get(id)!, transport, clock, { intervalMs: 100, batchMax: 50, timeoutMs: 200, isAlive: view.isAlive });
-      hints.start();
-      return [id, { kv, hints }];
-    }),
-  );
+  const boot = (id: string, transport = net.transport(id)) => {
+    const m = startSimMember({ id, ring, net, transport, clock, store: stores.get(id)!, limits: makeLimits(), seed, requestTimeoutMs: 200, hintIntervalMs: 100 });
+    return { kv: m.engine, hints: m.hints };
+  };
+  const nodes = new Map(ids.map((id) => [id, boot(id)]));
+  /** Brings a crashed member back on its store (a restart). */
+  const restart = (id: string) => nodes.set(id, boot(id, net.restart(id)));
   /** Runs `p` on simulated time until it settles. */
   const run = async <T>(p: Promise<T> | T): Promise<T> => {
     let done = false;
@@ -49,7 +39,7 @@ function cluster(n: number, seed = 1) {
     return value as T;
   };
   const stop = () => nodes.forEach((x) => x.hints.stop());
-  return { clock, net, ring, stores, nodes, run, stop, ids };
+  return { clock, net, ring, stores, nodes, run, stop, ids, restart };
 }
 
 test('levels: with one of three replicas down, QUORUM writes and reads succeed, ALL is refused with a retryable error naming the count', async () => {
@@ -96,7 +86,7 @@ test('sloppy quorum: a write for a down replica goes to a fallback member as a h
   const holders = c.ids.filter((id) => c.stores.get(id)!.hintCount() > 0);
   assert.equal(holders.length, 1, 'one fallback member holds the hint');
   assert.ok(!owners.includes(holders[0]!), 'the fallback is outside the preference list');
-  new ReplicaService(c.stores.get(down)!, c.clock, c.net.restart(down));
+  c.restart(down);
   const delivered = await c.clock.runUntilTrue(() => c.stores.get(down)!.read('default', [key])[0] !== null, 5_000);
   assert.ok(delivered, 'the hint was replayed to the owner');
   const removed = await c.clock.runUntilTrue(() => c.stores.get(holders[0]!)!.hintCount() === 0, 5_000);

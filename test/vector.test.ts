@@ -13,9 +13,8 @@ import { startRespServer } from '../src/server/resp/index.js';
 import { noMetrics } from '../src/server/metrics.js';
 import { Ring } from '../src/cluster/ring.js';
 import { SimClock, SimNetwork } from '../testing/sim/index.js';
-import { ClusterCoordinator } from '../src/coordinator/cluster.js';
+import { startSimMember } from '../testing/members.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
-import { ReplicaService } from '../src/replica/service.js';
 import { tempDir } from './helpers/tmp.js';
 import { float32FromBytes } from '../src/compute/index.js';
 
@@ -152,13 +151,11 @@ test('cluster: lists are searched at their replicas; a replica that does not ans
   const ids = ['n1', 'n2', 'n3', 'n4'];
   const ring = new Ring(ids.map((id) => ({ id })), { replicas: 1, vnodes: 64 });
   const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
-  // A view that has not noticed anything yet: every member looks alive.
-  const view = { ring: () => ring, isAlive: () => true, aliveMembers: () => ids };
   const coords = new Map(
     ids.map((id) => {
-      const t = net.transport(id);
-      new ReplicaService(stores.get(id)!, clock, t);
-      return [id, new ClusterCoordinator({ self: id, transport: t, clock, random: new Random(1), store: stores.get(id)!, view, limits: makeLimits(), requestTimeoutMs: 100, readRepairChance: 0 })];
+      const m = startSimMember({ id, ring, net, transport: net.transport(id), clock, store: stores.get(id)!, limits: makeLimits(), seed: 1, requestTimeoutMs: 100 });
+      m.hints.stop();
+      return [id, m.engine];
     }),
   );
   const run = async <T>(p: Promise<T>): Promise<T> => {

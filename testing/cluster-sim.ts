@@ -19,10 +19,10 @@ import { Random } from '../src/common/random.js';
 import { Ring } from '../src/cluster/ring.js';
 import type { NodeId } from '../src/cluster/transport.js';
 import { SimClock, SimNetwork, type SimClockScope } from './sim/index.js';
-import { ClusterCoordinator, type ClusterView } from '../src/coordinator/cluster.js';
-import { HintReplayer } from '../src/replica/hints.js';
+import type { Engine } from '../src/coordinator/engine.js';
+import type { HintReplayer } from '../src/replica/hints.js';
+import { startSimMember } from './members.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
-import { ReplicaService } from '../src/replica/service.js';
 import { makeLimits } from '../src/common/limits.js';
 import { encodeRecord } from '../src/storage/record-codec.js';
 import { type Record, merge } from '../src/storage/record.js';
@@ -61,7 +61,7 @@ interface SimNode {
   id: NodeId;
   store: MemoryReplicaStore;
   scope: SimClockScope;
-  coordinator: ClusterCoordinator;
+  coordinator: Engine;
   replayer: HintReplayer;
   /** Bumped on crash: operations of an older epoch never count as acknowledged. */
   epoch: number;
@@ -83,29 +83,22 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   const ring = new Ring(ids.map((id) => ({ id })), { replicas, vnodes: 64 });
   const nodes = new Map<NodeId, SimNode>();
 
-  const viewOf = (self: NodeId): ClusterView => ({
-    ring: () => ring,
-    isAlive: (id) => net.isUp(id) && !net.isBlocked(self, id),
-    aliveMembers: () => ids.filter((id) => id === self || (net.isUp(id) && !net.isBlocked(self, id))),
-  });
-
   const boot = (id: NodeId, store: MemoryReplicaStore, transport = net.transport(id)): SimNode => {
     const scope = clock.scope();
-    const view = viewOf(id);
-    new ReplicaService(store, scope, transport);
-    const coordinator = new ClusterCoordinator({
-      self: id,
+    const member = startSimMember({
+      id,
+      ring,
+      net,
       transport,
       clock: scope,
-      random: new Random(seed, 100 + ids.indexOf(id)),
       store,
-      view,
       limits,
+      seed,
       requestTimeoutMs: 300,
       readRepairChance: 0.2,
     });
-    const replayer = new HintReplayer(store, transport, scope, { intervalMs: 200, batchMax: 64, timeoutMs: 300, isAlive: view.isAlive });
-    replayer.start();
+    const coordinator = member.engine;
+    const replayer = member.hints;
     // Compaction runs in the background, as on a real node (stopped by a crash with its timers).
     const pruneTick = () => {
       void store.pruneQueued(16);

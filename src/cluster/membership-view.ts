@@ -1,5 +1,5 @@
 /**
- * What the coordinator sees of membership: a ring over every member that has not left (a
+ * What the coordinator sees of membership (it implements coordinator/view.ts's ClusterView): a ring over every member that has not left (a
  * crashed member keeps its ranges, Dynamo-style, so keys do not move when a node fails:
  * its writes go to fallbacks with hints until it returns), and liveness for routing.
  */
@@ -8,6 +8,9 @@ import { Ring } from './ring.js';
 import type { NodeId } from './transport.js';
 
 export class MembershipView {
+  /** Placement has no epochs yet (hash slots bring them); requests carry 0. */
+  readonly epoch = 0;
+  readonly solo = false;
   private current: Ring;
   private memberKey = '';
   private readonly unsubscribe: () => void;
@@ -41,6 +44,14 @@ export class MembershipView {
 
   ring(): Ring {
     return this.current;
+  }
+
+  replicasFor(ns: string, key: Buffer): readonly NodeId[] {
+    return this.current.replicasFor(ns, key);
+  }
+
+  walkFrom(ns: string, key: Buffer): readonly NodeId[] {
+    return this.current.walkFrom(ns, key);
   }
 
   isAlive(id: NodeId): boolean {

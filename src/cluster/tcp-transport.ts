@@ -27,7 +27,8 @@ import {
   encodeHandshake,
   type Frame,
 } from './frame.js';
-import { TransportError, type Handler, type NodeId, type Transport } from './transport.js';
+import { KvError } from '../common/errors.js';
+import { TransportError, decodeRemoteError, encodeRemoteError, type Handler, type NodeId, type Transport } from './transport.js';
 
 /** The logging calls the transport makes (a pino logger fits). */
 export interface TransportLogger {
@@ -392,7 +393,7 @@ class Outbound {
         this.pending.delete(frame.id);
         pending.timer.cancel();
         if (frame.kind === FrameKind.reply) pending.resolve(frame.payload);
-        else pending.reject(new TransportError('REMOTE', frame.payload.toString('utf8')));
+        else pending.reject(decodeRemoteError(frame.payload));
         return;
       }
       case FrameKind.handshake: {
@@ -557,14 +558,14 @@ class Inbound {
     const { id, channel } = frame;
     const handler = this.transport.handlers.get(channel);
     if (handler === undefined) {
-      this.reply(id, FrameKind.errorReply, Buffer.from(`no handler for channel ${channel} on node '${this.transport.self}'`, 'utf8'));
+      this.reply(id, FrameKind.errorReply, encodeRemoteError(new Error(`no handler for channel ${channel} on node '${this.transport.self}'`)));
       return;
     }
     let result: ReturnType<Handler>;
     try {
       result = handler(this.peerId!, frame.payload, true);
     } catch (err) {
-      this.reply(id, FrameKind.errorReply, Buffer.from(messageOf(err), 'utf8'));
+      this.reply(id, FrameKind.errorReply, encodeRemoteError(err));
       return;
     }
     if (!isThenable(result)) {
@@ -584,7 +585,7 @@ class Inbound {
         done();
       },
       (err: unknown) => {
-        this.reply(id, FrameKind.errorReply, Buffer.from(messageOf(err), 'utf8'));
+        this.reply(id, FrameKind.errorReply, encodeRemoteError(err));
         done();
       },
     );
@@ -610,7 +611,7 @@ class Inbound {
   private replyWith(id: number, value: unknown): void {
     if (value === undefined) this.reply(id, FrameKind.reply, EMPTY);
     else if (Buffer.isBuffer(value)) this.reply(id, FrameKind.reply, value);
-    else this.reply(id, FrameKind.errorReply, Buffer.from('handler returned a reply that is not a Buffer', 'utf8'));
+    else this.reply(id, FrameKind.errorReply, encodeRemoteError(new Error('handler returned a reply that is not a Buffer')));
   }
 
   private reply(id: number, kind: FrameKind, payload: Buffer): void {
@@ -618,7 +619,7 @@ class Inbound {
     const max = this.transport.limits.peerFrameBytesMax;
     if (FRAME_HEADER_BYTES + payload.length > max) {
       kind = FrameKind.errorReply;
-      payload = Buffer.from(`reply of ${FRAME_HEADER_BYTES + payload.length} bytes is over limit 'peerFrameBytesMax' (${max})`, 'utf8');
+      payload = encodeRemoteError(new KvError('LIMIT_EXCEEDED', `reply of ${FRAME_HEADER_BYTES + payload.length} bytes is over limit 'peerFrameBytesMax' (${max})`));
     }
     const bytes = FRAME_HEADER_BYTES + payload.length;
     if (!this.writer.fits(bytes)) {

@@ -4,6 +4,8 @@
  * a channel number (which core handles it) and an opaque payload: each core encodes its own.
  */
 
+import { KvError } from '../common/errors.js';
+
 /** A member's stable id (e.g. `n1`, or a pod name). */
 export type NodeId = string;
 
@@ -28,11 +30,40 @@ export type TransportErrorCode =
 
 export class TransportError extends Error {
   readonly code: TransportErrorCode;
-  constructor(code: TransportErrorCode, message: string) {
+  /** For REMOTE: the peer handler's error code (a KvError code such as WRONG_TYPE, or INTERNAL). */
+  readonly remoteCode: string | undefined;
+  constructor(code: TransportErrorCode, message: string, remoteCode?: string) {
     super(message);
     this.name = 'TransportError';
     this.code = code;
+    this.remoteCode = remoteCode;
   }
+}
+
+/** Longest error code carried by an error reply. */
+const remoteCodeBytesMax = 32;
+
+/**
+ * The payload of an error reply: u8 code length, the code (ASCII), then the message (UTF-8).
+ * An error with a string `code` (a KvError) keeps it across the wire; anything else is
+ * INTERNAL, so a requester can tell the peer's verdict on the request from a peer's bug.
+ */
+export function encodeRemoteError(err: unknown): Buffer {
+  const code = err instanceof KvError ? err.code : 'INTERNAL';
+  const message = Buffer.from(err instanceof Error ? err.message : String(err), 'utf8');
+  const out = Buffer.allocUnsafe(1 + code.length + message.length);
+  out[0] = code.length;
+  out.write(code, 1, 'latin1');
+  message.copy(out, 1 + code.length);
+  return out;
+}
+
+/** Reads an error reply; a payload that is not one (an older peer's plain text) is INTERNAL. */
+export function decodeRemoteError(payload: Buffer): TransportError {
+  const n = payload.length > 0 ? payload[0]! : 0;
+  const code = n >= 1 && n <= remoteCodeBytesMax && payload.length >= 1 + n ? payload.toString('latin1', 1, 1 + n) : '';
+  if (!/^[A-Z_]+$/.test(code)) return new TransportError('REMOTE', payload.toString('utf8'), 'INTERNAL');
+  return new TransportError('REMOTE', payload.toString('utf8', 1 + n), code);
 }
 
 /**

@@ -3,23 +3,36 @@
  * gRPC status codes (see server/). Programmer errors are assertions (`assert`) and crash.
  */
 
-export type ErrorCode =
-  | 'KEY_TOO_LARGE'
-  | 'VALUE_TOO_LARGE'
-  | 'FIELD_TOO_LARGE'
-  | 'BATCH_TOO_LARGE'
-  | 'INVALID_ARGUMENT'
-  | 'NOT_FOUND'
-  | 'WRONG_TYPE'
-  | 'OVERLOADED'
-  | 'UNAVAILABLE'
-  | 'QUORUM_NOT_MET'
-  | 'PROTOCOL'
-  | 'LIMIT_EXCEEDED'
-  | 'INTERNAL';
+/** Every operating error code; stable across versions (clients and peers see them). */
+export const errorCodes = [
+  'KEY_TOO_LARGE',
+  'VALUE_TOO_LARGE',
+  'FIELD_TOO_LARGE',
+  'BATCH_TOO_LARGE',
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'WRONG_TYPE',
+  'OVERLOADED',
+  'UNAVAILABLE',
+  'QUORUM_NOT_MET',
+  /** A clock too far from the cluster's: this member does not coordinate writes, or a version is from too far ahead. */
+  'CLOCK_SKEW',
+  'PROTOCOL',
+  'LIMIT_EXCEEDED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+const knownCodes: ReadonlySet<string> = new Set(errorCodes);
+
+/** True for a code this version knows (a peer's error reply may name one it does not). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return knownCodes.has(code);
+}
 
 /** Codes after which the same request may succeed if retried. */
-const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'UNAVAILABLE', 'QUORUM_NOT_MET']);
+const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'UNAVAILABLE', 'QUORUM_NOT_MET', 'CLOCK_SKEW']);
 
 /** An error a client caused or may retry; its message is shown to the client as it is. */
 export class KvError extends Error {

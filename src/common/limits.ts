@@ -47,6 +47,15 @@ export interface Limits {
   hintsMax: number;
   /** Bytes of hints a node stores at most. */
   hintBytesMax: number;
+  /**
+   * Largest clock offset between members, in ms: a member further than this from its peers
+   * stops coordinating writes, and a replica refuses versions further ahead of its clock.
+   */
+  maxClockOffsetMs: number;
+  /** Keys stored on other members whose session floors one client session keeps (RESP connection). */
+  sessionKeysMax: number;
+  /** Largest gRPC session token, in bytes; older keys are dropped from a token to fit. */
+  sessionTokenBytesMax: number;
 }
 
 const MiB = 1024 * 1024;
@@ -74,6 +83,9 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   peerRequestsInFlightMax: 10_000,
   hintsMax: 1_000_000,
   hintBytesMax: 1024 * MiB,
+  maxClockOffsetMs: 500,
+  sessionKeysMax: 4096,
+  sessionTokenBytesMax: 16 * 1024,
 });
 
 /** Checks that the limits agree with each other; a broken relation is a configuration error. */
@@ -102,6 +114,9 @@ export function validateLimits(limits: Limits): Limits {
   }
   if (limits.peerSendQueueBytesMax < limits.peerFrameBytesMax) {
     throw new RangeError(`'peerSendQueueBytesMax' must be at least 'peerFrameBytesMax'`);
+  }
+  if (limits.sessionTokenBytesMax < 2 * (limits.keyBytesMax + limits.namespaceBytesMax + 256)) {
+    throw new RangeError(`'sessionTokenBytesMax' must hold two keys' floors: at least 2 × ('keyBytesMax' + 'namespaceBytesMax' + 256)`);
   }
   if (limits.grpcMessageBytesMax < limits.valueBytesMax) {
     throw new RangeError(`'grpcMessageBytesMax' must be at least 'valueBytesMax'`);

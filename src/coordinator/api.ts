@@ -95,11 +95,8 @@ export interface VectorItem {
   payload?: Buffer | null;
 }
 
-/** Receives a value without an intermediate copy (the RESP reply writer is one). */
-export interface ValueSink {
-  /** `value` is a view valid only during this call; null when the key is absent. */
-  bulk(value: Buffer | null): void;
-}
+export type { ValueSink } from '../replica/store.js';
+import type { ValueSink } from '../replica/store.js';
 
 /** Time to live of a key, as Redis TTL/PTTL report it: -2 absent, -1 no expiry. */
 export type TtlMs = number;

@@ -10,18 +10,17 @@ import { Random } from '../common/random.js';
 import { createTcpTransport, type TcpTransport } from '../cluster/tcp-transport.js';
 import { Swim } from '../cluster/membership/index.js';
 import { MembershipView } from '../cluster/membership-view.js';
-import type { KvApi } from '../coordinator/api.js';
-import { ClusterCoordinator } from '../coordinator/cluster.js';
+import { Engine } from '../coordinator/engine.js';
 import { HintReplayer } from '../replica/hints.js';
-import { LmdbReplicaStore } from '../replica/lmdb-store.js';
+import type { LmdbReplicaStore } from '../replica/lmdb-store.js';
 import { ReplicaService } from '../replica/service.js';
-import type { LmdbStore } from '../storage/lmdb-store.js';
+import type { HybridClock } from '../storage/hlc.js';
 import type { Logger } from './logger.js';
 import type { ClusterConfig } from './config.js';
 import { resolveSeeds } from './seeds.js';
 
 export interface ClusterMember {
-  kv: ClusterCoordinator;
+  kv: Engine;
   peerPort: number;
   /** JSON for the admin port's /cluster. */
   describe(): unknown;
@@ -34,8 +33,9 @@ export async function startClusterMember(options: {
   config: ClusterConfig;
   host: string;
   limits: Limits;
-  store: LmdbStore;
-  localReads: KvApi;
+  store: LmdbReplicaStore;
+  /** This node's hybrid clock (started above the versions on disk), shared by coordinator and replica. */
+  hlc: HybridClock;
   logger: Logger;
 }): Promise<ClusterMember> {
   const { config, limits, logger } = options;
@@ -59,18 +59,18 @@ export async function startClusterMember(options: {
     seeds: () => resolveSeeds(config.seeds),
   });
   const view = new MembershipView(swim, config.nodeId, config.replicas);
-  const replicaStore = new LmdbReplicaStore(options.store);
-  new ReplicaService(replicaStore, systemClock, transport);
-  const kv = new ClusterCoordinator({
+  const replicaStore = options.store;
+  new ReplicaService({ store: replicaStore, clock: systemClock, transport, limits, hlc: options.hlc });
+  const kv = new Engine({
     self: config.nodeId,
+    view,
     transport,
     clock: systemClock,
     random,
     store: replicaStore,
-    view,
     limits,
+    hlc: options.hlc,
     consistency: { read: config.readConsistency, write: config.writeConsistency },
-    localReads: options.localReads,
   });
   const hints = new HintReplayer(replicaStore, transport, systemClock, {
     intervalMs: 500,

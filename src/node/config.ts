@@ -86,6 +86,9 @@ const limitDescriptions: Record<keyof Limits, string> = {
   peerRequestsInFlightMax: 'requests awaiting a reply on one peer connection',
   hintsMax: 'hints (writes kept for an unreachable replica) stored at most',
   hintBytesMax: 'bytes of hints stored at most',
+  maxClockOffsetMs: 'largest clock offset between members, in ms: a member further from its peers stops coordinating writes (CLOCK_SKEW), and replicas refuse versions further ahead of their clock',
+  sessionKeysMax: 'keys on other members whose session state (read-your-writes, monotonic reads) one connection keeps',
+  sessionTokenBytesMax: 'largest gRPC session token, in bytes (older keys are dropped to fit)',
 };
 
 /** `keyBytesMax` -> `key-bytes-max`. */

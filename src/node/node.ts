@@ -3,7 +3,10 @@
  * from its config: storage, coordinator, RESP/gRPC/admin servers, logger, metrics, timers.
  */
 import { mkdirSync } from 'node:fs';
-import { openLocalKv } from '../coordinator/index.js';
+import { nodeClock, soloEngine, soloHlcNode } from '../coordinator/index.js';
+import { openReplicaStore } from '../replica/lmdb-store.js';
+import { murmur3 } from '../cluster/hash.js';
+import { systemClock } from '../common/clock.js';
 import { startGrpcServer, type GrpcServer } from '../server/grpc/index.js';
 import { startRespServer, type RespServer } from '../server/resp/index.js';
 import { createMetrics, startAdminServer, type AdminServer } from '../server/admin/index.js';
@@ -34,9 +37,10 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   mkdirSync(config.dataDir, { recursive: true });
   const lock = acquireDataDirLock(config.dataDir);
   const startedAt = Date.now();
-  const engine = await openLocalKv({ path: config.dataDir, limits: config.limits, durability: config.durability });
-  const local = engine.kv;
-  const metrics = createMetrics({ storageStats: () => local.stats() });
+  const store = openReplicaStore({ path: config.dataDir, limits: config.limits, durability: config.durability });
+  const clustered = config.cluster.nodeId !== '';
+  const hlc = nodeClock(store, systemClock, clustered ? murmur3(Buffer.from(config.cluster.nodeId)) : soloHlcNode, config.limits);
+  const metrics = createMetrics({ storageStats: () => store.stats() });
   let member: ClusterMember | undefined;
   let ready = false;
   let closing = false;
@@ -49,13 +53,13 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
     if (closing) return;
     if (!sweeping) {
       sweeping = true;
-      local.sweepExpired(sweepKeysMax)
+      store.sweepExpired(Date.now(), sweepKeysMax)
         .catch((err: unknown) => logger.warn({ err }, 'expiry sweep failed'))
         .finally(() => (sweeping = false));
     }
     if (!pruning) {
       pruning = true;
-      local.pruneQueued(pruneRecordsMax)
+      store.pruneQueued(pruneRecordsMax)
         .catch((err: unknown) => logger.warn({ err }, 'prune failed'))
         .finally(() => (pruning = false));
     }
@@ -70,23 +74,18 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
     await Promise.allSettled([resp?.close(), grpc?.close()]);
     await member?.close();
     await admin?.close();
-    await engine.close();
+    await store.close();
     lock.release();
     logger.info('stopped');
   };
 
   try {
-    let kv: KvApi = local;
-    if (config.cluster.nodeId) {
-      member = await startClusterMember({
-        config: config.cluster,
-        host: config.host,
-        limits: config.limits,
-        store: engine.store,
-        localReads: local,
-        logger,
-      });
+    let kv: KvApi;
+    if (clustered) {
+      member = await startClusterMember({ config: config.cluster, host: config.host, limits: config.limits, store, hlc, logger });
       kv = member.kv;
+    } else {
+      kv = soloEngine(store, hlc, config.limits);
     }
     grpc = await startGrpcServer({ kv, limits: config.limits, host: config.host, port: config.grpcPort, logger, metrics });
     resp = await startRespServer({
@@ -97,7 +96,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       logger,
       metrics,
       info: () => {
-        const s = local.stats();
+        const s = store.stats();
         return {
           uptime_in_seconds: Math.floor((Date.now() - startedAt) / 1000),
           ragkv_durability: config.durability,

@@ -6,13 +6,15 @@
 import type { Clock, Timer } from '../common/clock.js';
 import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
 import type { ReplicaStore } from './store.js';
-import { decodeWriteReply, encodeWrite } from './service.js';
+import { decodeWriteReply, encodeRequest } from './protocol.js';
 
 export interface HintReplayOptions {
   intervalMs: number;
   batchMax: number;
   timeoutMs: number;
   isAlive: (id: NodeId) => boolean;
+  /** Placement epoch the replays carry. */
+  epoch?: () => number;
 }
 
 export class HintReplayer {
@@ -62,8 +64,9 @@ export class HintReplayer {
       const batch = this.store.peekHints(target, this.options.batchMax);
       if (batch.items.length === 0 || this.stopped) return;
       try {
-        const reply = await this.transport.request(target, Channel.replica, encodeWrite(batch.items, null), this.options.timeoutMs);
-        decodeWriteReply(reply);
+        const request = encodeRequest({ op: 'write', epoch: this.options.epoch?.() ?? 0, hintFor: null, items: batch.items });
+        const reply = await this.transport.request(target, Channel.replica, request, this.options.timeoutMs);
+        decodeWriteReply(reply, batch.items.length);
       } catch {
         return; // still unreachable: the next round tries again
       }

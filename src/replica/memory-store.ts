@@ -9,7 +9,8 @@ import { type Record, compareSegments, emptyRecord, expire, merge, preferredPayl
 import type { SegmentPruner } from '../storage/pruner.js';
 import { vectorItemPruner } from '../compute/vector-items.js';
 import type { PruneResult } from '../coordinator/api.js';
-import type { ApplyItem, ApplyResult, HintBatch, ReplicaStore } from './store.js';
+import type { ApplyItem, ApplyResult, Decision, HintBatch, ReplicaStore, ValueSink } from './store.js';
+import { type KeyState, RecordKeyState } from '../storage/key-state.js';
 import type { ListSource } from '../compute/vector-search.js';
 
 interface Entry {
@@ -56,6 +57,20 @@ export class MemoryReplicaStore implements ReplicaStore {
       }
       return { size: va.exists ? (va.value?.length ?? 0) : 0, wasLive: vb.exists, fieldsAdded, fieldsRemoved };
     });
+  }
+
+  async update<T>(ns: string, key: Buffer, nowMs: number, decide: (state: KeyState) => Decision<T>): Promise<T> {
+    const d = decide(this.state(ns, key, nowMs));
+    if (d.delta) await this.apply([{ ns, key, delta: d.delta }], nowMs);
+    return d.reply;
+  }
+
+  state(ns: string, key: Buffer, nowMs: number): KeyState {
+    return new RecordKeyState(this.data.get(ns)?.get(key.toString('latin1'))?.record ?? null, nowMs);
+  }
+
+  readValueInto(ns: string, key: Buffer, nowMs: number, sink: ValueSink): void {
+    sink.bulk(this.state(ns, key, nowMs).value());
   }
 
   read(ns: string, keys: Buffer[]): (Record | null)[] {

@@ -1,194 +1,105 @@
 /**
- * The replica side of the cluster: answers WRITE, READ and SCAN requests from coordinators
- * on the replica channel, against the local ReplicaStore. A WRITE carrying `hintFor` is a
+ * The replica side of the cluster: answers the replica protocol's requests (protocol.ts)
+ * from coordinators, against the local ReplicaStore. A write carrying `hintFor` is a
  * sloppy-quorum write for an unreachable owner: it is stored durably as a hint for that
  * owner, not applied here, and replayed when the owner is back (hints.ts).
+ *
+ * Clocks: a write whose versions are further ahead of this replica's clock than
+ * `maxClockOffsetMs` is refused (CLOCK_SKEW), so a coordinator with a clock far ahead
+ * cannot store versions that no later write could beat; versions accepted are observed by
+ * this node's hybrid clock, so what it stamps next is newer.
  */
 import type { Clock } from '../common/clock.js';
+import { KvError } from '../common/errors.js';
+import type { Limits } from '../common/limits.js';
 import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
-import type { Record } from '../storage/record.js';
-import type { ApplyItem, ApplyResult, ReplicaStore } from './store.js';
-import { WireReader, WireWriter } from './wire.js';
-import { parseMetric } from '../compute/vector-score.js';
-import { float32FromBytes } from '../compute/vector-items.js';
-import { searchLists, type VectorHit, type VectorSearchRequest } from '../compute/vector-search.js';
+import { searchLists } from '../compute/vector-search.js';
+import type { VectorSearchRequest } from '../compute/vector-search.js';
+import { type HybridClock, newestVersionMs } from '../storage/hlc.js';
+import {
+  type ProtocolLimits,
+  type SearchReply,
+  decodeRequest,
+  encodeReadReply,
+  encodeScanReply,
+  encodeSearchReply,
+  encodeWriteReply,
+} from './protocol.js';
+import type { ApplyItem, ReplicaStore } from './store.js';
 
-const opWrite = 1;
-const opRead = 2;
-const opScan = 3;
-const opVectorSearch = 4;
-
-export function encodeVectorSearch(ns: string, req: VectorSearchRequest): Buffer {
-  const w = new WireWriter().u8(opVectorSearch).str(ns).u32(req.keys.length);
-  for (const k of req.keys) w.bytes(k);
-  w.bytes(Buffer.from(req.query.buffer, req.query.byteOffset, req.query.byteLength)).u32(req.k).str(req.metric);
-  w.u8(req.filter ? 1 : 0);
-  if (req.filter) w.bytes(req.filter.field).bytes(req.filter.value);
-  w.u8(req.payloadPrefix ? 1 : 0);
-  if (req.payloadPrefix) w.bytes(req.payloadPrefix);
-  w.u8(req.withPayloads ? 1 : 0);
-  return w.done();
-}
-
-function decodeVectorSearch(r: WireReader): { ns: string; req: VectorSearchRequest } {
-  const ns = r.str();
-  const n = r.u32();
-  const keys: Buffer[] = [];
-  for (let i = 0; i < n; i++) keys.push(r.bytes());
-  const q = r.bytes();
-  const query = float32FromBytes(q);
-  const k = r.u32();
-  const metric = parseMetric(r.str());
-  const filter = r.u8() === 1 ? { field: r.bytes(), value: r.bytes() } : undefined;
-  const payloadPrefix = r.u8() === 1 ? r.bytes() : undefined;
-  const withPayloads = r.u8() === 1;
-  r.end();
-  return { ns, req: { keys, query, k, metric, withPayloads, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) } };
-}
-
-export function decodeVectorSearchReply(buf: Buffer): VectorHit[] {
-  const r = new WireReader(buf);
-  const n = r.u32();
-  const hits: VectorHit[] = [];
-  for (let i = 0; i < n; i++) {
-    const key = r.bytes();
-    const id = r.bytes();
-    const distance = r.f64();
-    const score = r.f64();
-    const has = r.u8();
-    hits.push({ key, id, distance, score, ...(has === 2 ? { payload: r.bytes() } : has === 1 ? { payload: null } : {}) });
-  }
-  r.end();
-  return hits;
+export interface ReplicaServiceOptions {
+  store: ReplicaStore;
+  clock: Clock;
+  transport: Transport;
+  limits: ProtocolLimits & Pick<Limits, 'maxClockOffsetMs'>;
+  /** This node's hybrid clock: observes every version applied here. */
+  hlc?: HybridClock;
 }
 
 /** Runs a vector search over this replica's copies of the lists. */
-export async function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSearchRequest, nowMs: number): Promise<VectorHit[]> {
-  return searchLists(req.keys.map((k) => store.listSource(ns, k, nowMs)), req);
+export async function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSearchRequest, nowMs: number): Promise<SearchReply> {
+  const hits = await searchLists(req.keys.map((k) => store.listSource(ns, k, nowMs)), req);
+  return { hits, skippedKeys: [] };
 }
 
-export function encodeWrite(items: ApplyItem[], hintFor: NodeId | null): Buffer {
-  const w = new WireWriter().u8(opWrite).str(hintFor ?? '').u32(items.length);
-  for (const it of items) w.str(it.ns).bytes(it.key).record(it.delta);
-  return w.done();
-}
-
-export function decodeWriteReply(buf: Buffer): ApplyResult[] {
-  const r = new WireReader(buf);
-  const n = r.u32();
-  const out: ApplyResult[] = [];
-  for (let i = 0; i < n; i++) out.push({ size: r.f64(), wasLive: r.u8() === 1, fieldsAdded: r.u32(), fieldsRemoved: r.u32() });
-  r.end();
-  return out;
-}
-
-export function encodeRead(ns: string, keys: Buffer[]): Buffer {
-  const w = new WireWriter().u8(opRead).str(ns).u32(keys.length);
-  for (const k of keys) w.bytes(k);
-  return w.done();
-}
-
-export function decodeReadReply(buf: Buffer): (Record | null)[] {
-  const r = new WireReader(buf);
-  const n = r.u32();
-  const out: (Record | null)[] = [];
-  for (let i = 0; i < n; i++) out.push(r.u8() === 1 ? r.record() : null);
-  r.end();
-  return out;
-}
-
-export interface ScanRequest {
-  ns: string;
-  start: Buffer;
-  end: Buffer | null;
-  limit: number;
-  reverse: boolean;
-}
-
-export function encodeScan(s: ScanRequest): Buffer {
-  return new WireWriter().u8(opScan).str(s.ns).bytes(s.start).u8(s.end ? 1 : 0).bytes(s.end ?? Buffer.alloc(0)).u32(s.limit).u8(s.reverse ? 1 : 0).done();
-}
-
-export function decodeScanReply(buf: Buffer): Buffer[] {
-  const r = new WireReader(buf);
-  const n = r.u32();
-  const keys: Buffer[] = [];
-  for (let i = 0; i < n; i++) keys.push(r.bytes());
-  r.end();
-  return keys;
+/**
+ * Refuses deltas with a version further ahead of `nowMs` than `maxOffsetMs`: LWW is only as
+ * good as clocks, and a version from the future would beat every write for that long.
+ */
+export function checkNotAhead(items: readonly ApplyItem[], nowMs: number, maxOffsetMs: number, from: string): void {
+  for (const it of items) {
+    const ms = newestVersionMs(it.delta);
+    if (ms > nowMs + maxOffsetMs) {
+      throw new KvError(
+        'CLOCK_SKEW',
+        `${from} sent a version ${ms - nowMs} ms ahead of this replica's clock, over limit 'maxClockOffsetMs' (${maxOffsetMs}): its clock or this one is wrong`,
+      );
+    }
+  }
 }
 
 /** Serves this node's replica channel. */
 export class ReplicaService {
-  constructor(
-    private readonly store: ReplicaStore,
-    private readonly clock: Clock,
-    transport: Transport,
-  ) {
-    transport.handle(Channel.replica, (_from, payload) => this.handle(payload));
+  private readonly store: ReplicaStore;
+  private readonly clock: Clock;
+  private readonly limits: ReplicaServiceOptions['limits'];
+  private readonly hlc: HybridClock | undefined;
+  /** Writes refused because their versions were too far ahead. */
+  refusedAhead = 0;
+
+  constructor(options: ReplicaServiceOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.limits = options.limits;
+    this.hlc = options.hlc;
+    options.transport.handle(Channel.replica, (from, payload) => this.handle(from, payload));
   }
 
-  /** Handles one request; exported for the local fast path and tests. */
-  handle(payload: Buffer): Promise<Buffer> | Buffer {
-    const r = new WireReader(payload);
-    const op = r.u8();
-    if (op === opWrite) {
-      const hintFor = r.str();
-      const n = r.u32();
-      const items: ApplyItem[] = [];
-      for (let i = 0; i < n; i++) items.push({ ns: r.str(), key: r.bytes(), delta: r.record() });
-      r.end();
-      if (hintFor) return this.store.addHints(hintFor, items).then(() => encodeResults(items.map(() => emptyResult)));
-      return this.store.apply(items, this.clock.nowMs()).then(encodeResults);
-    }
-    if (op === opRead) {
-      const ns = r.str();
-      const n = r.u32();
-      const keys: Buffer[] = [];
-      for (let i = 0; i < n; i++) keys.push(r.bytes());
-      r.end();
-      const records = this.store.read(ns, keys);
-      const w = new WireWriter().u32(records.length);
-      for (const rec of records) {
-        if (rec) w.u8(1).record(rec);
-        else w.u8(0);
-      }
-      return w.done();
-    }
-    if (op === opScan) {
-      const ns = r.str();
-      const start = r.bytes();
-      const hasEnd = r.u8() === 1;
-      const end = r.bytes();
-      const limit = r.u32();
-      const reverse = r.u8() === 1;
-      r.end();
-      const keys = this.store.scan(ns, start, hasEnd ? end : null, limit, reverse, this.clock.nowMs());
-      const w = new WireWriter().u32(keys.length);
-      for (const k of keys) w.bytes(k);
-      return w.done();
-    }
-    if (op === opVectorSearch) {
-      const { ns, req } = decodeVectorSearch(r);
-      return localVectorSearch(this.store, ns, req, this.clock.nowMs()).then((hits) => {
-        const w = new WireWriter().u32(hits.length);
-        for (const h of hits) {
-          w.bytes(h.key).bytes(h.id).f64(h.distance).f64(h.score);
-          if (h.payload === undefined) w.u8(0);
-          else if (h.payload === null) w.u8(1);
-          else w.u8(2).bytes(h.payload);
+  /** Handles one request; exported for tests. */
+  handle(from: NodeId, payload: Buffer): Promise<Buffer> | Buffer {
+    const req = decodeRequest(payload, this.limits);
+    const nowMs = this.clock.nowMs();
+    switch (req.op) {
+      case 'write': {
+        try {
+          checkNotAhead(req.items, nowMs, this.limits.maxClockOffsetMs, `member '${from}'`);
+        } catch (err) {
+          this.refusedAhead++;
+          throw err;
         }
-        return w.done();
-      });
+        if (this.hlc) for (const it of req.items) this.hlc.observeRecord(it.delta);
+        if (req.hintFor) return this.store.addHints(req.hintFor, req.items).then(() => encodeWriteReply(req.items.map(() => noResult)));
+        return this.store.apply(req.items, nowMs).then(encodeWriteReply);
+      }
+      case 'read':
+        return encodeReadReply(this.store.read(req.ns, req.keys));
+      case 'scan':
+        return encodeScanReply(this.store.scan(req.ns, req.start, req.end, req.limit, req.reverse, nowMs));
+      case 'search':
+        return localVectorSearch(this.store, req.ns, req.request, nowMs).then(encodeSearchReply);
     }
-    throw new RangeError(`unknown replica op ${op}`);
   }
 }
 
-const emptyResult: ApplyResult = { size: 0, wasLive: false, fieldsAdded: 0, fieldsRemoved: 0 };
-
-function encodeResults(results: ApplyResult[]): Buffer {
-  const w = new WireWriter().u32(results.length);
-  for (const x of results) w.f64(x.size).u8(x.wasLive ? 1 : 0).u32(x.fieldsAdded).u32(x.fieldsRemoved);
-  return w.done();
-}
+/** The result a hint holder reports: the hint is not applied here. */
+export const noResult = Object.freeze({ size: 0, wasLive: false, fieldsAdded: 0, fieldsRemoved: 0 });

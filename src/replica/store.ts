@@ -6,6 +6,7 @@
  */
 import type { NodeId } from '../cluster/transport.js';
 import type { Record } from '../storage/record.js';
+import type { KeyState } from '../storage/key-state.js';
 import type { ListSource } from '../compute/vector-search.js';
 import type { PruneResult } from '../coordinator/api.js';
 
@@ -33,9 +34,31 @@ export interface HintBatch {
   items: ApplyItem[];
 }
 
+/** What a conditional write decides from a key's current state: the delta to apply (or none) and the reply. */
+export interface Decision<T> {
+  delta: Record | null;
+  reply: T;
+}
+
+/** Receives a value without an intermediate copy (the RESP reply writer is one). */
+export interface ValueSink {
+  /** `value` is a view valid only during this call; null when the key is absent. */
+  bulk(value: Buffer | null): void;
+}
+
 export interface ReplicaStore {
   /** Applies the items in one durable write; results follow `items`. */
   apply(items: ApplyItem[], nowMs: number): Promise<ApplyResult[]>;
+  /**
+   * Runs `decide` on the key's state inside this replica's write transaction and applies the
+   * delta it returns in the same transaction, durably: check and write are atomic here. Used
+   * when this replica is a key's only one (a single node), so conditional writes stay atomic.
+   */
+  update<T>(ns: string, key: Buffer, nowMs: number, decide: (state: KeyState) => Decision<T>): Promise<T>;
+  /** The key's state here, read in place (synchronous): reads this replica can answer alone. */
+  state(ns: string, key: Buffer, nowMs: number): KeyState;
+  /** GET's hot path: hands the value (or null) to `sink` without copying it first. */
+  readValueInto(ns: string, key: Buffer, nowMs: number, sink: ValueSink): void;
   /** Full records (null where nothing is stored), as stored: expiry not applied. */
   read(ns: string, keys: Buffer[]): (Record | null)[];
   /**

@@ -85,6 +85,10 @@ export class WireReader {
     this.pos = next;
     return record;
   }
+  /** Bytes not read yet. */
+  get remaining(): number {
+    return this.buf.length - this.pos;
+  }
   end(): void {
     if (this.pos !== this.buf.length) throw new RangeError(`message has ${this.buf.length - this.pos} trailing bytes`);
   }

@@ -1,4 +1,5 @@
-import { type Version, logicalPerMs } from './version.js';
+import { type Version, logicalPerMs, versionMs } from './version.js';
+import type { Record } from './record.js';
 
 /** Wall time source; injected so tests and the simulator control time. */
 export interface Clock {
@@ -11,12 +12,20 @@ export { systemClock } from '../common/clock.js';
  * Hybrid logical clock: versions are unique per node, strictly increasing, and close to
  * wall time. `observe` moves it past versions seen from elsewhere (or persisted before a
  * restart), so a node whose wall clock went backwards still stamps newer versions.
+ *
+ * A version further ahead of this node's wall clock than `maxAheadMs` is not observed (it
+ * is counted in `refused`): a peer with a clock hours ahead must not drag every member's
+ * versions into the future, where every later write would lose to them. Versions on disk
+ * are observed without that bound (`observeStored`), so a restart never stamps older.
  */
 export class HybridClock {
   private lastTs = 0;
+  /** Versions not observed because they were too far ahead. */
+  refused = 0;
   constructor(
     private readonly clock: Clock,
     readonly nodeId: number,
+    readonly maxAheadMs = Number.POSITIVE_INFINITY,
   ) {}
 
   now(): Version {
@@ -25,12 +34,45 @@ export class HybridClock {
     return { ts: this.lastTs, node: this.nodeId };
   }
 
-  observe(v: Version): void {
-    if (v.ts > this.lastTs) this.lastTs = v.ts;
+  /** Moves past `v` unless it is further ahead of the wall clock than `maxAheadMs`; false then. */
+  observe(v: Version): boolean {
+    if (v.ts <= this.lastTs) return true;
+    if (versionMs(v) > this.clock.nowMs() + this.maxAheadMs) {
+      this.refused++;
+      return false;
+    }
+    this.lastTs = v.ts;
+    return true;
+  }
+
+  /** Moves past a timestamp read from this node's own disk (no bound: it was ours). */
+  observeStored(ts: number): void {
+    if (ts > this.lastTs) this.lastTs = ts;
+  }
+
+  /** Observes every version of a record or delta. */
+  observeRecord(r: Record): void {
+    if (r.tomb) this.observe(r.tomb);
+    if (r.base) this.observe(r.base.version);
+    if (r.expiry) this.observe(r.expiry.version);
+    const last = r.appends[r.appends.length - 1];
+    if (last) this.observe(last.version);
+    for (const f of r.fields.values()) this.observe(f.version);
   }
 
   /** Highest timestamp issued or observed. */
   get highTs(): number {
     return this.lastTs;
   }
+}
+
+/** The newest version in a record or delta (null when it holds none). */
+export function newestVersionMs(r: Record): number {
+  let ts = 0;
+  if (r.tomb && r.tomb.ts > ts) ts = r.tomb.ts;
+  if (r.base && r.base.version.ts > ts) ts = r.base.version.ts;
+  if (r.expiry && r.expiry.version.ts > ts) ts = r.expiry.version.ts;
+  for (const s of r.appends) if (s.version.ts > ts) ts = s.version.ts;
+  for (const f of r.fields.values()) if (f.version.ts > ts) ts = f.version.ts;
+  return Math.floor(ts / logicalPerMs);
 }

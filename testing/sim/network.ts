@@ -18,7 +18,7 @@
  */
 import assert from 'node:assert/strict';
 import type { Random } from '../../src/common/random.js';
-import { TransportError, type Handler, type NodeId, type Transport } from '../../src/cluster/transport.js';
+import { TransportError, decodeRemoteError, encodeRemoteError, type Handler, type NodeId, type Transport } from '../../src/cluster/transport.js';
 import type { SimClock } from './clock.js';
 
 /** Seeded fault rates and delays of a SimNetwork. */
@@ -61,7 +61,7 @@ interface Message {
   /** Request id (requests and replies), else 0. */
   readonly requestId: number;
   /** A reply carrying an error instead of a payload. */
-  readonly error?: { code: 'REMOTE'; message: string };
+  readonly error?: Buffer;
 }
 
 interface NodeState {
@@ -384,7 +384,7 @@ export class SimTransport implements Transport {
       return;
     }
     if (handler === undefined) {
-      this.network.post('reply', this.self, from, channel, Buffer.alloc(0), requestId, { code: 'REMOTE', message: `no handler for channel ${channel} on ${this.self}` });
+      this.network.post('reply', this.self, from, channel, Buffer.alloc(0), requestId, encodeRemoteError(new Error(`no handler for channel ${channel} on ${this.self}`)));
       return;
     }
     let result: Buffer | Promise<Buffer> | void;
@@ -412,7 +412,7 @@ export class SimTransport implements Transport {
   }
 
   /** @internal A reply arrived. */
-  receiveReply(requestId: number, payload: Buffer, error: { code: 'REMOTE'; message: string } | undefined): void {
+  receiveReply(requestId: number, payload: Buffer, error: Buffer | undefined): void {
     const p = this.pending.get(requestId);
     if (p === undefined) {
       this.network.countLateReply();
@@ -420,7 +420,7 @@ export class SimTransport implements Transport {
     }
     this.pending.delete(requestId);
     p.timer.cancel();
-    if (error !== undefined) p.reject(new TransportError('REMOTE', error.message));
+    if (error !== undefined) p.reject(decodeRemoteError(error));
     else p.resolve(payload);
   }
 
@@ -438,8 +438,7 @@ export class SimTransport implements Transport {
   }
 
   private replyError(to: NodeId, channel: number, requestId: number, err: unknown): void {
-    const message = err instanceof Error ? err.message : String(err);
-    this.network.post('reply', this.self, to, channel, Buffer.alloc(0), requestId, { code: 'REMOTE', message });
+    this.network.post('reply', this.self, to, channel, Buffer.alloc(0), requestId, encodeRemoteError(err));
   }
 }
 

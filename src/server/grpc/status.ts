@@ -26,6 +26,8 @@ const statusByCode: Readonly<Record<ErrorCode, status>> = {
   OVERLOADED: status.RESOURCE_EXHAUSTED,
   UNAVAILABLE: status.UNAVAILABLE,
   QUORUM_NOT_MET: status.UNAVAILABLE,
+  // This member's clock is off: another member can take the write.
+  CLOCK_SKEW: status.UNAVAILABLE,
   INTERNAL: status.INTERNAL,
 };
 

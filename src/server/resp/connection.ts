@@ -44,6 +44,8 @@ export function errorLine(e: KvError): string {
       return `TRYAGAIN ${e.message}`;
     case 'WRONG_TYPE':
       return `WRONGTYPE ${e.message}`;
+    case 'CLOCK_SKEW':
+      return `CLOCKSKEW ${e.message}`;
     default:
       return `ERR ${e.message}`;
   }

@@ -1,0 +1,278 @@
+/**
+ * Session guarantees: a client reads its own acknowledged writes and never reads older than
+ * it already has (read-your-writes and monotonic reads), at every consistency level.
+ *
+ * A session keeps, per key, a *floor*: the newest version of each part of the record (value,
+ * delete, expiry, newest append, fields) that the client wrote or read. A replica's answer
+ * *covers* a floor when it holds each of those versions or something newer; a read keeps
+ * asking replicas (and merging) until the answer covers the floor.
+ *
+ * A RESP connection is *pinned* to the member it is connected to. For keys that member
+ * replicates no floor is needed: its writes wait for the local replica, and its reads either
+ * come from the local replica or repair it before replying, so the local copy already holds
+ * everything the connection saw. Floors are kept only for keys stored elsewhere, at most
+ * `sessionKeysMax` of them (the least recently used go first). A gRPC call has no
+ * connection: its session travels as a token (`encode` / `decode`) that holds the floors of
+ * every key, newest first, within `sessionTokenBytesMax`.
+ */
+import { KvError } from '../common/errors.js';
+import type { Limits } from '../common/limits.js';
+import type { NodeId } from '../cluster/transport.js';
+import { type Record, opIdBytes } from '../storage/record.js';
+import { type Version, compareVersions, readVersion, versionBytes, writeVersion } from '../storage/version.js';
+
+/** The newest version of each part of a key's record that a session has seen. */
+export interface KeyFloor {
+  tomb: Version | null;
+  base: Version | null;
+  expiry: Version | null;
+  /** The newest append: that exact append must be there, or covered by a newer value or delete. */
+  append: { version: Version; opId: Buffer } | null;
+  /** Field name (latin1) -> version; at most `floorFieldsMax`, the newest kept. */
+  fields: Map<string, Version>;
+}
+
+/** Fields one floor tracks; past this the oldest are dropped (their guarantee then rests on the rest). */
+export const floorFieldsMax = 32;
+
+function newer(a: Version | null, b: Version | null): Version | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return compareVersions(a, b) >= 0 ? a : b;
+}
+
+function atLeast(have: Version | null | undefined, want: Version): boolean {
+  return have != null && compareVersions(have, want) >= 0;
+}
+
+/** The floor a record (a delta written, or a merged answer read) sets. */
+export function floorOf(r: Record): KeyFloor {
+  const last = r.appends[r.appends.length - 1];
+  const fields = new Map<string, Version>();
+  for (const [name, f] of r.fields) fields.set(name, f.version);
+  return boundFields({
+    tomb: r.tomb,
+    base: r.base?.version ?? null,
+    expiry: r.expiry?.version ?? null,
+    append: last ? { version: last.version, opId: last.opId } : null,
+    fields,
+  });
+}
+
+/** The newer of two floors, part by part. */
+export function joinFloors(a: KeyFloor, b: KeyFloor): KeyFloor {
+  const fields = new Map(a.fields);
+  for (const [name, v] of b.fields) fields.set(name, newer(fields.get(name) ?? null, v)!);
+  const append = !a.append ? b.append : !b.append ? a.append : compareVersions(a.append.version, b.append.version) >= 0 ? a.append : b.append;
+  return boundFields({ tomb: newer(a.tomb, b.tomb), base: newer(a.base, b.base), expiry: newer(a.expiry, b.expiry), append, fields });
+}
+
+function boundFields(f: KeyFloor): KeyFloor {
+  if (f.fields.size <= floorFieldsMax) return f;
+  const kept = [...f.fields].sort((x, y) => compareVersions(y[1], x[1])).slice(0, floorFieldsMax);
+  f.fields = new Map(kept);
+  return f;
+}
+
+/** True when `r` (as stored, expiry not applied) holds everything `floor` names, or newer. */
+export function covers(r: Record | null, floor: KeyFloor): boolean {
+  const tomb = r?.tomb ?? null;
+  const deleted = (v: Version) => atLeast(tomb, v);
+  if (floor.tomb && !deleted(floor.tomb)) return false;
+  if (!r) return !floor.base && !floor.expiry && !floor.append && floor.fields.size === 0;
+  if (floor.base && !atLeast(r.base?.version, floor.base) && !deleted(floor.base)) return false;
+  if (floor.expiry && !atLeast(r.expiry?.version, floor.expiry) && !deleted(floor.expiry)) return false;
+  if (floor.append) {
+    const { version, opId } = floor.append;
+    if (!deleted(version) && !atLeast(r.base?.version, version) && !r.appends.some((s) => compareVersions(s.version, version) === 0 && s.opId.equals(opId))) {
+      return false;
+    }
+  }
+  for (const [name, v] of floor.fields) {
+    if (!atLeast(r.fields.get(name)?.version, v) && !deleted(v)) return false;
+  }
+  return true;
+}
+
+/** Every version a floor names (the hybrid clock observes them before stamping a write). */
+export function floorVersions(f: KeyFloor): Version[] {
+  const out: Version[] = [];
+  if (f.tomb) out.push(f.tomb);
+  if (f.base) out.push(f.base);
+  if (f.expiry) out.push(f.expiry);
+  if (f.append) out.push(f.append.version);
+  for (const v of f.fields.values()) out.push(v);
+  return out;
+}
+
+interface Entry {
+  ns: string;
+  key: Buffer;
+  floor: KeyFloor;
+}
+
+const tokenVersion = 1;
+
+/** One client's session: floors of the keys it touched, least recently used first. */
+export class Session {
+  private readonly floors = new Map<string, Entry>();
+
+  /**
+   * `pinnedTo`: the member every request of this session goes through (a RESP connection's),
+   * whose own replicas need no floors; null for a token-carried session.
+   */
+  constructor(
+    readonly keysMax: number,
+    readonly pinnedTo: NodeId | null,
+  ) {}
+
+  /** Keys with a floor. */
+  get size(): number {
+    return this.floors.size;
+  }
+
+  floor(ns: string, key: Buffer): KeyFloor | undefined {
+    if (this.floors.size === 0) return undefined;
+    return this.floors.get(entryId(ns, key))?.floor;
+  }
+
+  /** Raises the key's floor to include `floor` (it becomes the most recently used). */
+  note(ns: string, key: Buffer, floor: KeyFloor): void {
+    const id = entryId(ns, key);
+    const had = this.floors.get(id);
+    if (had) this.floors.delete(id);
+    this.floors.set(id, { ns, key: had?.key ?? Buffer.from(key), floor: had ? joinFloors(had.floor, floor) : floor });
+    if (this.floors.size > this.keysMax) this.floors.delete(this.floors.keys().next().value!);
+  }
+
+  /** Forgets everything (RESET). */
+  clear(): void {
+    this.floors.clear();
+  }
+
+  /** The session as a token: floors of the most recently used keys first, within `bytesMax`. */
+  encode(bytesMax: number): Buffer {
+    const parts: Buffer[] = [];
+    let bytes = 3;
+    const entries = [...this.floors.values()].reverse();
+    for (const e of entries) {
+      const b = encodeEntry(e);
+      if (bytes + b.length > bytesMax) break;
+      parts.push(b);
+      bytes += b.length;
+    }
+    const head = Buffer.allocUnsafe(3);
+    head[0] = tokenVersion;
+    head.writeUInt16BE(parts.length, 1);
+    // Oldest first, so decoding re-creates the order of use.
+    return Buffer.concat([head, ...parts.reverse()]);
+  }
+
+  /** A token-carried session from a client's token (empty: a new session); INVALID_ARGUMENT when malformed. */
+  static decode(token: Buffer, limits: Pick<Limits, 'sessionKeysMax' | 'sessionTokenBytesMax' | 'keyBytesMax' | 'namespaceBytesMax'>): Session {
+    const s = new Session(limits.sessionKeysMax, null);
+    if (token.length === 0) return s;
+    const bad = (why: string) => new KvError('INVALID_ARGUMENT', `session token is malformed: ${why}`);
+    if (token.length > limits.sessionTokenBytesMax) {
+      throw new KvError('INVALID_ARGUMENT', `session token is ${token.length} bytes, over limit 'sessionTokenBytesMax' (${limits.sessionTokenBytesMax})`);
+    }
+    if (token[0] !== tokenVersion) throw bad(`version ${token[0]}`);
+    if (token.length < 3) throw bad('truncated');
+    const n = token.readUInt16BE(1);
+    let at = 3;
+    const need = (k: number) => {
+      if (at + k > token.length) throw bad('truncated');
+    };
+    const version = (): Version => {
+      need(versionBytes);
+      const v = readVersion(token, at);
+      at += versionBytes;
+      return v;
+    };
+    for (let i = 0; i < n; i++) {
+      need(1);
+      const nsLen = token[at++]!;
+      need(nsLen);
+      if (nsLen === 0 || nsLen > limits.namespaceBytesMax) throw bad('namespace length');
+      const ns = token.toString('utf8', at, at + nsLen);
+      at += nsLen;
+      need(2);
+      const keyLen = token.readUInt16BE(at);
+      at += 2;
+      if (keyLen === 0 || keyLen > limits.keyBytesMax) throw bad('key length');
+      need(keyLen);
+      const key = token.subarray(at, at + keyLen);
+      at += keyLen;
+      need(1);
+      const flags = token[at++]!;
+      const floor: KeyFloor = { tomb: null, base: null, expiry: null, append: null, fields: new Map() };
+      if (flags & 1) floor.tomb = version();
+      if (flags & 2) floor.base = version();
+      if (flags & 4) floor.expiry = version();
+      if (flags & 8) {
+        const v = version();
+        need(opIdBytes);
+        floor.append = { version: v, opId: Buffer.from(token.subarray(at, at + opIdBytes)) };
+        at += opIdBytes;
+      }
+      need(1);
+      const fieldCount = token[at++]!;
+      if (fieldCount > floorFieldsMax) throw bad('field count');
+      for (let j = 0; j < fieldCount; j++) {
+        need(2);
+        const nameLen = token.readUInt16BE(at);
+        at += 2;
+        need(nameLen);
+        const name = token.toString('latin1', at, at + nameLen);
+        at += nameLen;
+        floor.fields.set(name, version());
+      }
+      s.note(ns, key, floor);
+    }
+    if (at !== token.length) throw bad(`${token.length - at} trailing bytes`);
+    return s;
+  }
+}
+
+function entryId(ns: string, key: Buffer): string {
+  // Length-prefixed namespace: no two (ns, key) pairs share an id.
+  return `${ns.length}:${ns}${key.toString('latin1')}`;
+}
+
+function encodeEntry(e: Entry): Buffer {
+  const f = e.floor;
+  const ns = Buffer.from(e.ns, 'utf8');
+  const names = [...f.fields.keys()].map((n) => Buffer.from(n, 'latin1'));
+  let bytes = 1 + ns.length + 2 + e.key.length + 1 + 1;
+  const versions = [f.tomb, f.base, f.expiry].filter((v) => v !== null).length + (f.append ? 1 : 0);
+  bytes += versions * versionBytes + (f.append ? opIdBytes : 0);
+  for (const n of names) bytes += 2 + n.length + versionBytes;
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  out[at++] = ns.length;
+  at += ns.copy(out, at);
+  at = out.writeUInt16BE(e.key.length, at);
+  at += e.key.copy(out, at);
+  out[at++] = (f.tomb ? 1 : 0) | (f.base ? 2 : 0) | (f.expiry ? 4 : 0) | (f.append ? 8 : 0);
+  for (const v of [f.tomb, f.base, f.expiry]) {
+    if (v) {
+      writeVersion(out, at, v);
+      at += versionBytes;
+    }
+  }
+  if (f.append) {
+    writeVersion(out, at, f.append.version);
+    at += versionBytes;
+    at += f.append.opId.copy(out, at);
+  }
+  out[at++] = names.length;
+  let i = 0;
+  for (const v of f.fields.values()) {
+    const n = names[i++]!;
+    at = out.writeUInt16BE(n.length, at);
+    at += n.copy(out, at);
+    writeVersion(out, at, v);
+    at += versionBytes;
+  }
+  return out;
+}
