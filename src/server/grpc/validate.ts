@@ -90,7 +90,7 @@ export function checkIndex(name: string, index: number): number {
  * A time of RawExpire (`ttl_ms` or `at_ms`): 1 or more, and the expiry time it makes must be
  * a safe integer. 0 is refused so that a value left unset cannot delete a key.
  */
-export function checkExpiryMs(name: string, ms: number, nowMs: number): number {
+export function checkExpiryMs(name: 'ttl_ms' | 'at_ms', ms: number, nowMs: number): number {
   const atMs = name === 'ttl_ms' ? nowMs + ms : ms;
   if (!Number.isSafeInteger(ms) || ms < 1 || !Number.isSafeInteger(atMs)) {
     const max = name === 'ttl_ms' ? Number.MAX_SAFE_INTEGER - nowMs : Number.MAX_SAFE_INTEGER;
