@@ -14,7 +14,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { defaultLimits } from '../common/limits.js';
-import { rawKvMethods, type KvPairMessage, type RawKvMessages, type RawKvMethod } from '../common/grpc/messages.js';
+import { rawKvMethods, type RawKvMessages, type RawKvMethod } from '../common/grpc/messages.js';
 import { protoLoaderOptions, rawKvProtoPath } from '../common/grpc/proto.js';
 
 export type * from '../common/grpc/messages.js';
@@ -23,16 +23,17 @@ export { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 /** Path of rawkv.proto, for other tools. */
 export { rawKvProtoPath };
 
-/** What a caller may send: every field optional (proto3 defaults), bytes as any Uint8Array. */
-type Input<T> = {
-  [K in keyof T]?: T[K] extends Buffer
-    ? Uint8Array
-    : T[K] extends Buffer[]
-      ? Uint8Array[]
-      : T[K] extends KvPairMessage[]
-        ? { key: Uint8Array; value: Uint8Array }[]
-        : T[K];
-};
+/**
+ * What a caller may send: every field optional (proto3 defaults), at every depth (pairs,
+ * items, filter), and bytes as any Uint8Array.
+ */
+type Input<T> = T extends Buffer
+  ? Uint8Array
+  : T extends readonly (infer E)[]
+    ? Input<E>[]
+    : T extends object
+      ? { [K in keyof T]?: Input<T[K]> }
+      : T;
 
 /** `RawGet` -> `rawGet`. */
 type ClientMethodName<M extends string> = Uncapitalize<M>;

@@ -139,6 +139,148 @@ export interface VectorSearchResponseMessage {
   skipped_keys: Buffer[];
 }
 
+export interface VectorDeleteRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  ids: Buffer[];
+}
+export interface VectorDeleteResponse {
+  count: number;
+}
+
+export interface VectorRangeRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  start: number;
+  stop: number;
+  with_vectors: boolean;
+  with_payloads: boolean;
+}
+export interface VectorRangeResponse {
+  /** `values` empty unless with_vectors, `payload` empty unless with_payloads. */
+  items: Required<VectorItemMessage>[];
+}
+
+export interface VectorCountRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+}
+export interface VectorCountResponse {
+  count: number;
+}
+
+export interface FieldPairMessage {
+  field: Buffer;
+  value: Buffer;
+}
+
+export interface FieldPutRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  fields: FieldPairMessage[];
+}
+export interface FieldPutResponse {
+  added: number;
+}
+
+export interface FieldGetRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  field: Buffer;
+}
+export interface FieldGetResponse {
+  value: Buffer;
+  not_found: boolean;
+}
+
+export interface FieldBatchGetRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  fields: Buffer[];
+}
+export interface FieldBatchGetResponse {
+  fields: FieldPairMessage[];
+}
+
+export interface FieldGetAllRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+}
+export interface FieldGetAllResponse {
+  fields: FieldPairMessage[];
+}
+
+export interface FieldDeleteRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  fields: Buffer[];
+}
+export interface FieldDeleteResponse {
+  deleted: number;
+}
+
+export interface FieldCountRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+}
+export interface FieldCountResponse {
+  count: number;
+}
+
+export interface FieldExistsRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  field: Buffer;
+}
+export interface FieldExistsResponse {
+  exists: boolean;
+}
+
+/** ExpireCondition enum values as proto-loader decodes them. */
+export type ExpireConditionName = 'EXPIRE_ALWAYS' | 'NX' | 'XX' | 'GT' | 'LT';
+
+/**
+ * The `expiry` oneof: proto-loader (oneofs: true) names the member that was set in `expiry`
+ * and leaves the others undefined (defaults do not apply to oneof members).
+ */
+export interface RawExpireRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+  expiry?: 'ttl_ms' | 'at_ms' | 'persist';
+  ttl_ms?: number;
+  at_ms?: number;
+  persist?: boolean;
+  condition: ExpireConditionName;
+}
+export interface RawExpireResponse {
+  applied: boolean;
+}
+
+export interface RawTtlRequest {
+  cf: string;
+  consistency?: ConsistencyName;
+  key: Buffer;
+}
+export interface RawTtlResponse {
+  /** The key does not exist (Redis's -2). */
+  not_found: boolean;
+  /** The key exists and expires; false with not_found false: no expiry (Redis's -1). */
+  expires: boolean;
+  /** Milliseconds left when `expires`, else 0. */
+  ttl_ms: number;
+}
+
 /** Request and response type of every RawKV method, by the method's name in the .proto. */
 export interface RawKvMessages {
   RawGet: { request: RawGetRequest; response: RawGetResponse };
@@ -152,6 +294,18 @@ export interface RawKvMessages {
   RawDeleteRange: { request: RawDeleteRangeRequest; response: RawDeleteRangeResponse };
   VectorAppend: { request: VectorAppendRequest; response: VectorAppendResponse };
   VectorSearch: { request: VectorSearchRequestMessage; response: VectorSearchResponseMessage };
+  VectorDelete: { request: VectorDeleteRequest; response: VectorDeleteResponse };
+  VectorRange: { request: VectorRangeRequest; response: VectorRangeResponse };
+  VectorCount: { request: VectorCountRequest; response: VectorCountResponse };
+  FieldPut: { request: FieldPutRequest; response: FieldPutResponse };
+  FieldGet: { request: FieldGetRequest; response: FieldGetResponse };
+  FieldBatchGet: { request: FieldBatchGetRequest; response: FieldBatchGetResponse };
+  FieldGetAll: { request: FieldGetAllRequest; response: FieldGetAllResponse };
+  FieldDelete: { request: FieldDeleteRequest; response: FieldDeleteResponse };
+  FieldCount: { request: FieldCountRequest; response: FieldCountResponse };
+  FieldExists: { request: FieldExistsRequest; response: FieldExistsResponse };
+  RawExpire: { request: RawExpireRequest; response: RawExpireResponse };
+  RawTtl: { request: RawTtlRequest; response: RawTtlResponse };
 }
 
 export type RawKvMethod = keyof RawKvMessages;
@@ -169,4 +323,16 @@ export const rawKvMethods: readonly RawKvMethod[] = [
   'RawDeleteRange',
   'VectorAppend',
   'VectorSearch',
+  'VectorDelete',
+  'VectorRange',
+  'VectorCount',
+  'FieldPut',
+  'FieldGet',
+  'FieldBatchGet',
+  'FieldGetAll',
+  'FieldDelete',
+  'FieldCount',
+  'FieldExists',
+  'RawExpire',
+  'RawTtl',
 ];

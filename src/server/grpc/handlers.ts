@@ -2,9 +2,9 @@
 import type { UntypedServiceImplementation, handleUnaryCall } from '@grpc/grpc-js';
 import { invalidArgument } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
-import type { KvApi, KvPair } from '../../coordinator/api.js';
+import type { ExpireCondition, KvApi, KvPair } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
-import type { KvPairMessage, RawKvMessages, RawKvMethod } from '../../common/grpc/messages.js';
+import type { ExpireConditionName, FieldPairMessage, KvPairMessage, RawKvMessages, RawKvMethod } from '../../common/grpc/messages.js';
 import { toGrpcFailure } from './status.js';
 import { SEARCH_K_MAX, type ElementType } from '../../compute/index.js';
 
@@ -12,6 +12,11 @@ const elementTypeOf: { [name: string]: ElementType | undefined } = { FLOAT32: 'f
 import {
   bytesOf,
   checkBatch,
+  checkEntries,
+  checkExpiryMs,
+  checkField,
+  checkIndex,
+  checkItemId,
   checkKey,
   checkRange,
   checkScanLimit,
@@ -75,6 +80,29 @@ function pairsOf(pairs: KvPairMessage[], limits: Limits): KvPair[] {
     value: checkValue(bytesOf(pair.value), limits, `pairs[${index}]`),
   }));
 }
+
+/** Validated field names of a request, labelled by index in errors. */
+function fieldNamesOf(fields: Buffer[], limits: Limits): Buffer[] {
+  checkEntries('fields', fields.length, limits);
+  return fields.map((field, index) => checkField(bytesOf(field), limits, `fields[${index}]`));
+}
+
+/** Validated field/value pairs of a FieldPut, labelled by index in errors. */
+function fieldPairsOf(fields: FieldPairMessage[], limits: Limits): KvPair[] {
+  checkEntries('fields', fields.length, limits);
+  return fields.map((pair, index) => ({
+    key: checkField(bytesOf(pair.field), limits, `fields[${index}]`),
+    value: checkValue(bytesOf(pair.value), limits, `fields[${index}]`),
+  }));
+}
+
+const expireConditionOf: { [name in ExpireConditionName]: ExpireCondition | undefined } = {
+  EXPIRE_ALWAYS: undefined,
+  NX: 'NX',
+  XX: 'XX',
+  GT: 'GT',
+  LT: 'LT',
+};
 
 /** Builds the RawKV service implementation over a KvApi. */
 export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplementation {
@@ -197,6 +225,121 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
         degraded: result.degraded,
         skipped_keys: result.skippedKeys,
       };
+    }),
+
+    VectorDelete: unary('VectorDelete', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      checkEntries('ids', request.ids.length, limits);
+      const ids = request.ids.map((id, index) => checkItemId(bytesOf(id), `ids[${index}]`));
+      return { count: await kvOf(request).vdel(ns, key, ids) };
+    }),
+
+    VectorRange: unary('VectorRange', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      const start = checkIndex('start', request.start);
+      const stop = checkIndex('stop', request.stop);
+      const withVectors = request.with_vectors;
+      const withPayloads = request.with_payloads;
+      const items = await kvOf(request).vrange(ns, key, start, stop, { withVectors, withPayloads });
+      return {
+        items: items.map((item) => ({ id: item.id, values: item.vector ?? [], payload: item.payload ?? emptyBuffer })),
+      };
+    }),
+
+    VectorCount: unary('VectorCount', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      return { count: await kvOf(request).vcard(ns, checkKey(bytesOf(request.key), limits)) };
+    }),
+
+    FieldPut: unary('FieldPut', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      return { added: await kvOf(request).hset(ns, key, fieldPairsOf(request.fields, limits)) };
+    }),
+
+    FieldGet: unary('FieldGet', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      const value = await kvOf(request).hget(ns, key, checkField(bytesOf(request.field), limits));
+      return value === null ? { value: emptyBuffer, not_found: true } : { value, not_found: false };
+    }),
+
+    FieldBatchGet: unary('FieldBatchGet', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      const names = fieldNamesOf(request.fields, limits);
+      const values = await kvOf(request).hmget(ns, key, names);
+      const fields: FieldPairMessage[] = [];
+      values.forEach((value, index) => {
+        if (value !== null) fields.push({ field: names[index]!, value });
+      });
+      return { fields };
+    }),
+
+    FieldGetAll: unary('FieldGetAll', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const pairs = await kvOf(request).hgetall(ns, checkKey(bytesOf(request.key), limits));
+      return { fields: pairs.map((pair) => ({ field: pair.key, value: pair.value })) };
+    }),
+
+    FieldDelete: unary('FieldDelete', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      return { deleted: await kvOf(request).hdel(ns, key, fieldNamesOf(request.fields, limits)) };
+    }),
+
+    FieldCount: unary('FieldCount', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      return { count: await kvOf(request).hlen(ns, checkKey(bytesOf(request.key), limits)) };
+    }),
+
+    FieldExists: unary('FieldExists', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      return { exists: await kvOf(request).hexists(ns, key, checkField(bytesOf(request.field), limits)) };
+    }),
+
+    RawExpire: unary('RawExpire', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const key = checkKey(bytesOf(request.key), limits);
+      if (!Object.hasOwn(expireConditionOf, request.condition)) {
+        throw invalidArgument(`condition must be EXPIRE_ALWAYS, NX, XX, GT or LT, got ${String(request.condition)}`);
+      }
+      const condition = expireConditionOf[request.condition];
+      // Other protobuf runtimes keep only the last member of a oneof on the wire; protobufjs
+      // keeps every one it read, so a client that set two is told instead of guessed at.
+      const members = (['ttl_ms', 'at_ms', 'persist'] as const).filter((name) => request[name] !== undefined);
+      if (members.length > 1) throw invalidArgument(`set only one of ttl_ms, at_ms and persist, got ${members.join(' and ')}`);
+      let atMs: number | null;
+      switch (request.expiry) {
+        case 'ttl_ms':
+          atMs = checkExpiryMs('ttl_ms', request.ttl_ms!, Date.now());
+          break;
+        case 'at_ms':
+          atMs = checkExpiryMs('at_ms', request.at_ms!, Date.now());
+          break;
+        case 'persist':
+          if (request.persist !== true) throw invalidArgument('persist must be true when set (to keep the expiry, send no RawExpire)');
+          if (condition !== undefined) throw invalidArgument(`condition ${request.condition} does not apply to persist`);
+          atMs = null;
+          break;
+        default:
+          throw invalidArgument('one of ttl_ms, at_ms or persist must be set');
+      }
+      return { applied: await kvOf(request).expireAt(ns, key, atMs, condition) };
+    }),
+
+    RawTtl: unary('RawTtl', context, async (request) => {
+      const ns = namespaceOf(request.cf, limits);
+      const ttlMs = await kvOf(request).ttlMs(ns, checkKey(bytesOf(request.key), limits));
+      // KvApi reports Redis's PTTL codes: -2 for a missing key, -1 for one without expiry.
+      if (ttlMs === -2) return { not_found: true, expires: false, ttl_ms: 0 };
+      if (ttlMs === -1) return { not_found: false, expires: false, ttl_ms: 0 };
+      // Anything else negative is an engine bug: it fails the call as INTERNAL and is logged.
+      if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw new Error(`KvApi.ttlMs answered ${ttlMs}`);
+      return { not_found: false, expires: true, ttl_ms: ttlMs };
     }),
   };
   return handlers as unknown as UntypedServiceImplementation;

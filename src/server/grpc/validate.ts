@@ -4,6 +4,7 @@
  */
 import { KvError, invalidArgument, overLimit } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
+import { ITEM_ID_BYTES_MAX } from '../../compute/index.js';
 
 const emptyBuffer = Buffer.alloc(0);
 
@@ -47,6 +48,55 @@ export function checkBatch(count: number, limits: Limits): void {
       `batch has ${count} keys, over limit 'batchKeysMax' (${limits.batchKeysMax})`,
     );
   }
+}
+
+/**
+ * The length of a list field that must hold 1 to batchKeysMax entries (field names, item
+ * ids), checked before any entry is looked at.
+ */
+export function checkEntries(name: string, count: number, limits: Limits): void {
+  if (count === 0) throw invalidArgument(`${name} must not be empty`);
+  if (count > limits.batchKeysMax) {
+    throw new KvError('BATCH_TOO_LARGE', `${name} has ${count} entries, over limit 'batchKeysMax' (${limits.batchKeysMax})`);
+  }
+}
+
+/** A field name: 0 to fieldBytesMax bytes (Redis allows an empty field name, and so does the store). */
+export function checkField(name: Buffer, limits: Limits, label?: string): Buffer {
+  if (name.length > limits.fieldBytesMax) {
+    throw at(label, overLimit('FIELD_TOO_LARGE', 'field', name.length, 'fieldBytesMax', limits.fieldBytesMax));
+  }
+  return name;
+}
+
+/** A vector item id: 1 to ITEM_ID_BYTES_MAX bytes (its length is one byte in the list format). */
+export function checkItemId(id: Buffer, label?: string): Buffer {
+  if (id.length === 0) throw at(label, invalidArgument('id must not be empty'));
+  if (id.length > ITEM_ID_BYTES_MAX) {
+    throw at(label, overLimit('LIMIT_EXCEEDED', 'id', id.length, 'ITEM_ID_BYTES_MAX', ITEM_ID_BYTES_MAX));
+  }
+  return id;
+}
+
+/** A list index (VectorRange start/stop): any integer; negative counts from the end. */
+export function checkIndex(name: string, index: number): number {
+  if (!Number.isSafeInteger(index)) {
+    throw invalidArgument(`${name} must be an integer from ${Number.MIN_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}, got ${index}`);
+  }
+  return index;
+}
+
+/**
+ * A time of RawExpire (`ttl_ms` or `at_ms`): 1 or more, and the expiry time it makes must be
+ * a safe integer. 0 is refused so that a value left unset cannot delete a key.
+ */
+export function checkExpiryMs(name: 'ttl_ms' | 'at_ms', ms: number, nowMs: number): number {
+  const atMs = name === 'ttl_ms' ? nowMs + ms : ms;
+  if (!Number.isSafeInteger(ms) || ms < 1 || !Number.isSafeInteger(atMs)) {
+    const max = name === 'ttl_ms' ? Number.MAX_SAFE_INTEGER - nowMs : Number.MAX_SAFE_INTEGER;
+    throw invalidArgument(`${name} must be an integer from 1 to ${max}, got ${ms}`);
+  }
+  return atMs;
 }
 
 /** A time to live in milliseconds; 0 means none. */
