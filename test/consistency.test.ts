@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createRawKvClient } from '../src/client/grpc.js';
-import { openLocalKv, type KvApi, type Consistency } from '../src/coordinator/index.js';
+import { openLocalKv, type KvApi, type Consistency, type Session } from '../src/coordinator/index.js';
 import { makeLimits } from '../src/common/limits.js';
 import { startGrpcServer } from '../src/server/grpc/index.js';
 import { startRespServer } from '../src/server/resp/index.js';
@@ -17,6 +17,7 @@ function recording(kv: KvApi, seen: Partial<Consistency>[], levels: Partial<Cons
   return new Proxy(kv, {
     get(target, prop, receiver) {
       if (prop === 'withConsistency') return (l: Partial<Consistency>) => recording(kv, seen, { ...levels, ...l });
+      if (prop === 'withSession') return (s: Session) => recording(kv.withSession(s), seen, levels);
       const v = Reflect.get(target, prop, receiver);
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {

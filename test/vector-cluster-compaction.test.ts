@@ -98,14 +98,19 @@ test('cluster: compaction removes deleted items on every replica, including one 
       { timeoutMs: 30_000, intervalMs: 100, describe: () => seen },
     );
     for (let l = 0; l < lists; l++) assert.ok(compacted[l]! <= uncompacted[l]! - 40 * dim, 'at least the deleted vectors are gone');
+    // The bytes freed show in the metrics. A member may also receive lists already compacted
+    // elsewhere (read repair of a VADD/VDEL's quorum read carries the shorter payload), so
+    // the work is counted where it was done: at least one member freed every byte.
+    const freed = uncompacted.reduce((n, x) => n + x, 0) - compacted.reduce((n, x) => n + x, 0);
+    const freedBy: number[] = [];
     for (let i = 0; i < members.length; i++) {
       const text = await metricsText(cluster.host(i), cluster.member(i).ports.admin);
-      const freed = uncompacted.reduce((n, x) => n + x, 0) - compacted.reduce((n, x) => n + x, 0);
-      assert.ok(metric(text, 'ragkv_pruned_bytes_total') >= freed, `member ${i} reports the bytes it freed (${freed} at least)`);
+      freedBy.push(metric(text, 'ragkv_pruned_bytes_total'));
       assert.equal(metric(text, 'ragkv_prune_queue'), 0);
       // Nothing is left to do.
       assert.deepEqual(await members[i]!.call('RAGKV.COMPACT', ...keys), ['records', lists, 'bytes_freed', 0]);
     }
+    assert.ok(Math.max(...freedBy) >= freed, `a member reports the bytes it freed (${freed} at least): ${JSON.stringify(freedBy)}`);
 
     // Every member reads and searches the same live items: none lost, none deleted shown.
     for (const r of members) {

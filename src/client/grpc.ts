@@ -14,6 +14,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { defaultLimits } from '../common/limits.js';
+import { mergeSessionTokens } from '../common/session-token.js';
 import { rawKvMethods, type RawKvMessages, type RawKvMethod } from '../common/grpc/messages.js';
 import { protoLoaderOptions, rawKvProtoPath } from '../common/grpc/proto.js';
 
@@ -42,7 +43,7 @@ export type RawKvCalls = {
   [M in RawKvMethod as ClientMethodName<M>]: (
     request: Input<RawKvMessages[M]['request']>,
     options?: grpc.CallOptions,
-  ) => Promise<RawKvMessages[M]['response']>;
+  ) => Promise<Omit<RawKvMessages[M]['response'], 'session_token'> & { session_token?: Buffer }>;
 };
 
 export interface RawKvClient extends RawKvCalls {
@@ -59,6 +60,13 @@ export interface RawKvClientOptions {
   messageBytesMax?: number;
   /** Extra grpc-js channel options. */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * Keep one session across this client's calls (default true): each call sends the token of
+   * the previous reply, so the client reads its own writes and never goes back, whichever
+   * member answers. The token is then taken out of the replies. With false, every call is
+   * on its own unless the caller passes `session_token` itself (and the replies keep theirs).
+   */
+  session?: boolean;
 }
 
 
@@ -93,11 +101,23 @@ export function createRawKvClient(address: string, options: RawKvClientOptions =
     ...options.channelOptions,
   });
   const calls: Record<string, unknown> = {};
+  const keepSession = options.session ?? true;
+  let token: Buffer = Buffer.alloc(0);
   for (const method of methodNames) {
     const invoke = (grpcClient as unknown as Record<string, UnaryMethod>)[method]!.bind(grpcClient);
-    calls[method[0]!.toLowerCase() + method.slice(1)] = (request: unknown, callOptions: grpc.CallOptions = {}) =>
+    calls[method[0]!.toLowerCase() + method.slice(1)] = (request: { session_token?: Uint8Array }, callOptions: grpc.CallOptions = {}) =>
       new Promise((resolve, reject) => {
-        invoke(request, callOptions, (error, response) => (error ? reject(error) : resolve(response)));
+        const sent = keepSession && request.session_token === undefined ? { ...request, session_token: token } : request;
+        invoke(sent, callOptions, (error, response) => {
+          if (error) return reject(error);
+          const r = response as { session_token?: Buffer };
+          if (keepSession) {
+            // Concurrent calls each return the token they were sent plus their own keys: merge.
+            if (r.session_token && r.session_token.length > 0) token = mergeSessionTokens(token, r.session_token, defaultLimits.sessionTokenBytesMax);
+            delete r.session_token;
+          }
+          resolve(r);
+        });
       });
   }
   return Object.assign(calls as RawKvCalls, {

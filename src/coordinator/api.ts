@@ -87,6 +87,7 @@ export interface KvPair {
 export type { VectorSearchRequest, VectorSearchResult, VectorHit } from '../compute/vector-search.js';
 import type { VectorSearchRequest, VectorSearchResult } from '../compute/vector-search.js';
 import type { ItemBatchInput } from '../compute/vector-items.js';
+import type { Session } from './session.js';
 
 /** One item of a posting list, as partial reads return it. */
 export interface VectorItem {
@@ -169,4 +170,12 @@ export interface KvApi {
 
   /** The same store with other default consistency levels (per connection or per request). */
   withConsistency(levels: Partial<Consistency>): KvApi;
+
+  /**
+   * A new client session (see session.ts): `pinned` for a connection to this member (RESP),
+   * unpinned for one whose token travels with each call (gRPC).
+   */
+  newSession(pinned: boolean): Session;
+  /** The same store for one client session: it reads its own writes and never goes back. */
+  withSession(session: Session): KvApi;
 }

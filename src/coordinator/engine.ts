@@ -151,6 +151,10 @@ export class Engine implements KvApi {
     return copy;
   }
 
+  newSession(pinned: boolean): Session {
+    return new Session(this.limits.sessionKeysMax, pinned ? this.self : null);
+  }
+
   /** The same engine for one client session: its reads and writes keep the session guarantees. */
   withSession(session: Session): Engine {
     const copy = Object.create(this) as Engine;

@@ -16,6 +16,7 @@
  * every key, newest first, within `sessionTokenBytesMax`.
  */
 import { KvError } from '../common/errors.js';
+import { sessionTokenVersion } from '../common/session-token.js';
 import type { Limits } from '../common/limits.js';
 import type { NodeId } from '../cluster/transport.js';
 import { type Record, opIdBytes } from '../storage/record.js';
@@ -111,7 +112,8 @@ interface Entry {
   floor: KeyFloor;
 }
 
-const tokenVersion = 1;
+const tokenVersion = sessionTokenVersion;
+const emptyToken = Buffer.alloc(0);
 
 /** One client's session: floors of the keys it touched, least recently used first. */
 export class Session {
@@ -152,6 +154,7 @@ export class Session {
 
   /** The session as a token: floors of the most recently used keys first, within `bytesMax`. */
   encode(bytesMax: number): Buffer {
+    if (this.floors.size === 0) return emptyToken;
     const parts: Buffer[] = [];
     let bytes = 3;
     const entries = [...this.floors.values()].reverse();

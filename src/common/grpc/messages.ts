@@ -282,7 +282,18 @@ export interface RawTtlResponse {
 }
 
 /** Request and response type of every RawKV method, by the method's name in the .proto. */
-export interface RawKvMessages {
+/**
+ * Every request and response carries the client's session token (field 11 in requests, 15
+ * in responses): a reply's token, passed on the next call, makes that call read the
+ * client's own writes and nothing older than it already read. Empty or absent: no session.
+ */
+export interface SessionCarrier {
+  session_token?: Buffer;
+}
+
+type WithSession<T> = { request: T extends { request: infer Q } ? Q & SessionCarrier : never; response: T extends { response: infer R } ? R & SessionCarrier : never };
+
+interface RawKvCalls {
   RawGet: { request: RawGetRequest; response: RawGetResponse };
   RawPut: { request: RawPutRequest; response: RawPutResponse };
   RawDelete: { request: RawDeleteRequest; response: RawDeleteResponse };
@@ -307,6 +318,8 @@ export interface RawKvMessages {
   RawExpire: { request: RawExpireRequest; response: RawExpireResponse };
   RawTtl: { request: RawTtlRequest; response: RawTtlResponse };
 }
+
+export type RawKvMessages = { [M in keyof RawKvCalls]: WithSession<RawKvCalls[M]> };
 
 export type RawKvMethod = keyof RawKvMessages;
 

@@ -3,6 +3,7 @@ import type { UntypedServiceImplementation, handleUnaryCall } from '@grpc/grpc-j
 import { invalidArgument } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
 import type { ExpireCondition, KvApi, KvPair } from '../../coordinator/api.js';
+import { Session } from '../../coordinator/session.js';
 import type { RequestMetrics } from '../metrics.js';
 import type { ExpireConditionName, FieldPairMessage, KvPairMessage, RawKvMessages, RawKvMethod } from '../../common/grpc/messages.js';
 import { toGrpcFailure } from './status.js';
@@ -40,24 +41,39 @@ export interface RawKvContext {
 
 type Request<M extends RawKvMethod> = RawKvMessages[M]['request'];
 type Response<M extends RawKvMethod> = RawKvMessages[M]['response'];
-type Run<M extends RawKvMethod> = (request: Request<M>) => Response<M> | Promise<Response<M>>;
+type Run<M extends RawKvMethod> = (request: Request<M>, kv: KvApi) => Response<M> | Promise<Response<M>>;
 
 const emptyBuffer = Buffer.alloc(0);
 const nanosecondsPerSecond = 1e9;
 
-/** Wraps one call: times it, reports it to metrics, maps a failure to a gRPC status. */
+/** The store at a request's level, from views made once per level. */
+type KvOf = (request: { consistency?: string }) => KvApi;
+
+/**
+ * Wraps one call: opens its session from the request's token, times it, reports it to
+ * metrics, puts the session's new token in the reply, maps a failure to a gRPC status.
+ */
 function unary<M extends RawKvMethod>(
   method: M,
   context: RawKvContext,
+  kvOf: KvOf,
   run: Run<M>,
 ): handleUnaryCall<Request<M>, Response<M>> {
+  const { limits } = context;
   return (call, callback) => {
     const startedNs = process.hrtime.bigint();
     const seconds = () => Number(process.hrtime.bigint() - startedNs) / nanosecondsPerSecond;
     // An async wrapper turns a synchronous throw (reads, validation) into a rejection.
-    (async () => run(call.request))().then(
+    let session: Session | undefined;
+    (async () => {
+      const base = kvOf(call.request);
+      const token = call.request.session_token;
+      session = token && token.length > 0 ? Session.decode(bytesOf(token), limits) : base.newSession(false);
+      return run(call.request, base.withSession(session));
+    })().then(
       (response) => {
         context.metrics.observe('grpc', method, seconds());
+        response.session_token = session!.encode(limits.sessionTokenBytesMax);
         callback(null, response);
       },
       (error: unknown) => {
@@ -106,50 +122,49 @@ const expireConditionOf: { [name in ExpireConditionName]: ExpireCondition | unde
 
 /** Builds the RawKV service implementation over a KvApi. */
 export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplementation {
-  const { kv, limits } = context;
+  const { kv: base, limits } = context;
   // One view per level, made once: a request naming a level must not allocate for it.
   const byLevel = new Map<string, KvApi>(
-    (['ONE', 'QUORUM', 'ALL'] as const).map((level) => [level, kv.withConsistency({ read: level, write: level })]),
+    (['ONE', 'QUORUM', 'ALL'] as const).map((level) => [level, base.withConsistency({ read: level, write: level })]),
   );
-  const kvOf = (request: { consistency?: string }): KvApi =>
-    (request.consistency && byLevel.get(request.consistency)) || kv;
+  const kvOf: KvOf = (request) => (request.consistency && byLevel.get(request.consistency)) || base;
   const handlers: { [M in RawKvMethod]: handleUnaryCall<Request<M>, Response<M>> } = {
-    RawGet: unary('RawGet', context, async (request) => {
-      const value = await kvOf(request).get(namespaceOf(request.cf, limits), checkKey(bytesOf(request.key), limits));
+    RawGet: unary('RawGet', context, kvOf, async (request, kv) => {
+      const value = await kv.get(namespaceOf(request.cf, limits), checkKey(bytesOf(request.key), limits));
       return value === null ? { value: emptyBuffer, not_found: true } : { value, not_found: false };
     }),
 
-    RawPut: unary('RawPut', context, async (request) => {
+    RawPut: unary('RawPut', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
       const value = checkValue(bytesOf(request.value), limits);
       const ttlMs = checkTtlMs(request.ttl_ms);
-      await kvOf(request).set(ns, key, value, ttlMs > 0 ? { ttlMs } : {});
+      await kv.set(ns, key, value, ttlMs > 0 ? { ttlMs } : {});
       return {};
     }),
 
-    RawDelete: unary('RawDelete', context, async (request) => {
+    RawDelete: unary('RawDelete', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
-      const existed = await kvOf(request).del(ns, [checkKey(bytesOf(request.key), limits)]);
+      const existed = await kv.del(ns, [checkKey(bytesOf(request.key), limits)]);
       return { deleted: existed > 0 };
     }),
 
-    RawScan: unary('RawScan', context, async (request) => {
+    RawScan: unary('RawScan', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const limit = checkScanLimit(request.limit, limits);
       const start = bytesOf(request.start_key);
       const end = bytesOf(request.end_key);
       checkRange(start, end, limits);
       const keyOnly = request.key_only;
-      const pairs = await kvOf(request).range(ns, { start, end, limit, keyOnly, reverse: request.reverse });
+      const pairs = await kv.range(ns, { start, end, limit, keyOnly, reverse: request.reverse });
       return { kvs: keyOnly ? pairs.map((pair) => ({ key: pair.key, value: emptyBuffer })) : pairs };
     }),
 
-    RawBatchGet: unary('RawBatchGet', context, async (request) => {
+    RawBatchGet: unary('RawBatchGet', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       checkBatch(request.keys.length, limits);
       const keys = request.keys.map((key, index) => checkKey(bytesOf(key), limits, `keys[${index}]`));
-      const values = await kvOf(request).getMany(ns, keys);
+      const values = await kv.getMany(ns, keys);
       const pairs: KvPairMessage[] = [];
       values.forEach((value, index) => {
         if (value !== null) pairs.push({ key: keys[index]!, value });
@@ -157,28 +172,28 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       return { pairs };
     }),
 
-    RawBatchPut: unary('RawBatchPut', context, async (request) => {
+    RawBatchPut: unary('RawBatchPut', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const pairs = pairsOf(request.pairs, limits);
       const ttlMs = checkTtlMs(request.ttl_ms);
-      await kvOf(request).setMany(ns, pairs, ttlMs > 0 ? { ttlMs } : {});
+      await kv.setMany(ns, pairs, ttlMs > 0 ? { ttlMs } : {});
       return {};
     }),
 
-    RawAppend: unary('RawAppend', context, async (request) => {
+    RawAppend: unary('RawAppend', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
-      const newSize = await kvOf(request).append(ns, key, checkValue(bytesOf(request.value), limits));
+      const newSize = await kv.append(ns, key, checkValue(bytesOf(request.value), limits));
       return { new_size: newSize };
     }),
 
-    RawBatchAppend: unary('RawBatchAppend', context, async (request) => {
+    RawBatchAppend: unary('RawBatchAppend', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
-      const newSizes = await kvOf(request).appendMany(ns, pairsOf(request.pairs, limits));
+      const newSizes = await kv.appendMany(ns, pairsOf(request.pairs, limits));
       return { new_sizes: newSizes };
     }),
 
-    RawDeleteRange: unary('RawDeleteRange', context, async (request) => {
+    RawDeleteRange: unary('RawDeleteRange', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const start = bytesOf(request.start_key);
       const end = bytesOf(request.end_key);
@@ -186,10 +201,10 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
         throw invalidArgument('end_key must not be empty (a delete range needs an upper bound)');
       }
       checkRange(start, end, limits);
-      return { deleted: await kvOf(request).deleteRange(ns, start, end) };
+      return { deleted: await kv.deleteRange(ns, start, end) };
     }),
 
-    VectorAppend: unary('VectorAppend', context, async (request) => {
+    VectorAppend: unary('VectorAppend', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
       const type = elementTypeOf[request.type];
@@ -200,10 +215,10 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
         vector: it.values,
         ...(bytesOf(it.payload).length > 0 ? { payload: bytesOf(it.payload) } : {}),
       }));
-      return { count: await kvOf(request).vadd(ns, key, { type, dim: request.dim, items }) };
+      return { count: await kv.vadd(ns, key, { type, dim: request.dim, items }) };
     }),
 
-    VectorSearch: unary('VectorSearch', context, async (request) => {
+    VectorSearch: unary('VectorSearch', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       checkBatch(request.keys.length, limits);
       const keys = request.keys.map((key, index) => checkKey(bytesOf(key), limits, `keys[${index}]`));
@@ -211,7 +226,7 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       if (!(request.k >= 1 && request.k <= SEARCH_K_MAX)) throw invalidArgument(`k must be from 1 to ${SEARCH_K_MAX}, got ${request.k}`);
       if (request.query.length === 0) throw invalidArgument('query must not be empty');
       const prefix = bytesOf(request.payload_prefix);
-      const result = await kvOf(request).vsearch(ns, {
+      const result = await kv.vsearch(ns, {
         keys,
         query: Float32Array.from(request.query),
         k: request.k,
@@ -227,50 +242,50 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       };
     }),
 
-    VectorDelete: unary('VectorDelete', context, async (request) => {
+    VectorDelete: unary('VectorDelete', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
       checkEntries('ids', request.ids.length, limits);
       const ids = request.ids.map((id, index) => checkItemId(bytesOf(id), `ids[${index}]`));
-      return { count: await kvOf(request).vdel(ns, key, ids) };
+      return { count: await kv.vdel(ns, key, ids) };
     }),
 
-    VectorRange: unary('VectorRange', context, async (request) => {
+    VectorRange: unary('VectorRange', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
       const start = checkIndex('start', request.start);
       const stop = checkIndex('stop', request.stop);
       const withVectors = request.with_vectors;
       const withPayloads = request.with_payloads;
-      const items = await kvOf(request).vrange(ns, key, start, stop, { withVectors, withPayloads });
+      const items = await kv.vrange(ns, key, start, stop, { withVectors, withPayloads });
       return {
         items: items.map((item) => ({ id: item.id, values: item.vector ?? [], payload: item.payload ?? emptyBuffer })),
       };
     }),
 
-    VectorCount: unary('VectorCount', context, async (request) => {
+    VectorCount: unary('VectorCount', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
-      return { count: await kvOf(request).vcard(ns, checkKey(bytesOf(request.key), limits)) };
+      return { count: await kv.vcard(ns, checkKey(bytesOf(request.key), limits)) };
     }),
 
-    FieldPut: unary('FieldPut', context, async (request) => {
+    FieldPut: unary('FieldPut', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
-      return { added: await kvOf(request).hset(ns, key, fieldPairsOf(request.fields, limits)) };
+      return { added: await kv.hset(ns, key, fieldPairsOf(request.fields, limits)) };
     }),
 
-    FieldGet: unary('FieldGet', context, async (request) => {
+    FieldGet: unary('FieldGet', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
-      const value = await kvOf(request).hget(ns, key, checkField(bytesOf(request.field), limits));
+      const value = await kv.hget(ns, key, checkField(bytesOf(request.field), limits));
       return value === null ? { value: emptyBuffer, not_found: true } : { value, not_found: false };
     }),
 
-    FieldBatchGet: unary('FieldBatchGet', context, async (request) => {
+    FieldBatchGet: unary('FieldBatchGet', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
       const names = fieldNamesOf(request.fields, limits);
-      const values = await kvOf(request).hmget(ns, key, names);
+      const values = await kv.hmget(ns, key, names);
       const fields: FieldPairMessage[] = [];
       values.forEach((value, index) => {
         if (value !== null) fields.push({ field: names[index]!, value });
@@ -278,30 +293,30 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
       return { fields };
     }),
 
-    FieldGetAll: unary('FieldGetAll', context, async (request) => {
+    FieldGetAll: unary('FieldGetAll', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
-      const pairs = await kvOf(request).hgetall(ns, checkKey(bytesOf(request.key), limits));
+      const pairs = await kv.hgetall(ns, checkKey(bytesOf(request.key), limits));
       return { fields: pairs.map((pair) => ({ field: pair.key, value: pair.value })) };
     }),
 
-    FieldDelete: unary('FieldDelete', context, async (request) => {
+    FieldDelete: unary('FieldDelete', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
-      return { deleted: await kvOf(request).hdel(ns, key, fieldNamesOf(request.fields, limits)) };
+      return { deleted: await kv.hdel(ns, key, fieldNamesOf(request.fields, limits)) };
     }),
 
-    FieldCount: unary('FieldCount', context, async (request) => {
+    FieldCount: unary('FieldCount', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
-      return { count: await kvOf(request).hlen(ns, checkKey(bytesOf(request.key), limits)) };
+      return { count: await kv.hlen(ns, checkKey(bytesOf(request.key), limits)) };
     }),
 
-    FieldExists: unary('FieldExists', context, async (request) => {
+    FieldExists: unary('FieldExists', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
-      return { exists: await kvOf(request).hexists(ns, key, checkField(bytesOf(request.field), limits)) };
+      return { exists: await kv.hexists(ns, key, checkField(bytesOf(request.field), limits)) };
     }),
 
-    RawExpire: unary('RawExpire', context, async (request) => {
+    RawExpire: unary('RawExpire', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
       const key = checkKey(bytesOf(request.key), limits);
       if (!Object.hasOwn(expireConditionOf, request.condition)) {
@@ -328,12 +343,12 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
         default:
           throw invalidArgument('one of ttl_ms, at_ms or persist must be set');
       }
-      return { applied: await kvOf(request).expireAt(ns, key, atMs, condition) };
+      return { applied: await kv.expireAt(ns, key, atMs, condition) };
     }),
 
-    RawTtl: unary('RawTtl', context, async (request) => {
+    RawTtl: unary('RawTtl', context, kvOf, async (request, kv) => {
       const ns = namespaceOf(request.cf, limits);
-      const ttlMs = await kvOf(request).ttlMs(ns, checkKey(bytesOf(request.key), limits));
+      const ttlMs = await kv.ttlMs(ns, checkKey(bytesOf(request.key), limits));
       // KvApi reports Redis's PTTL codes: -2 for a missing key, -1 for one without expiry.
       if (ttlMs === -2) return { not_found: true, expires: false, ttl_ms: 0 };
       if (ttlMs === -1) return { not_found: false, expires: false, ttl_ms: 0 };

@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { KvError } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
 import type { Consistency, KvApi } from '../../coordinator/api.js';
+import type { Session } from '../../coordinator/session.js';
 import { type CommandSpec, arityError, lookupCommand, unknownCommandError } from './commands.js';
 import type { Client, ServerContext } from './context.js';
 import { namespaceOfDb } from './databases.js';
@@ -58,6 +59,8 @@ export class Connection implements Client {
   kv: KvApi;
   /** Levels set by RAGKV.CONSISTENCY; unset ones are the node's defaults. */
   consistency: Partial<Consistency> = {};
+  /** Read-your-writes and monotonic reads for this connection, at every level (see coordinator/session.ts). */
+  private readonly session: Session;
   readonly limits: Limits;
   /** The output of the current batch; handlers write replies here. */
   readonly w = new ReplyWriter();
@@ -95,7 +98,8 @@ export class Connection implements Client {
     this.id = id;
     this.socket = socket;
     this.server = server;
-    this.kv = server.kv;
+    this.session = server.kv.newSession(true);
+    this.kv = server.kv.withSession(this.session);
     this.limits = server.limits;
     this.parser = new RespParser(server.limits);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -166,7 +170,8 @@ export class Connection implements Client {
   /** RAGKV.CONSISTENCY: reads and writes of this connection wait for these levels. */
   setConsistency(levels: Partial<Consistency>): void {
     this.consistency = levels;
-    this.kv = levels.read || levels.write ? this.server.kv.withConsistency(levels) : this.server.kv;
+    const base = levels.read || levels.write ? this.server.kv.withConsistency(levels) : this.server.kv;
+    this.kv = base.withSession(this.session);
   }
 
   /** One line of CLIENT LIST / CLIENT INFO. */

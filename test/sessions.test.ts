@@ -1,0 +1,172 @@
+/**
+ * Session guarantees on real member processes, through clients nobody here wrote: a
+ * connection reads its own acknowledged writes (read-your-writes) and never reads older than
+ * it already read (monotonic reads), at the default levels (W=QUORUM, R=ONE), pipelined or
+ * not, whether or not the member it is connected to holds the key.
+ *
+ * Four members with N=3: each member replicates three quarters of the keys, so a quarter of
+ * every client's keys live elsewhere and are read through another member's replicas.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { Ring } from '../src/cluster/ring.js';
+import { ProcessCluster } from './helpers/cluster.js';
+
+const hosts = ['127.0.0.41', '127.0.0.42', '127.0.0.43', '127.0.0.44'];
+const replicas = 3;
+
+/** The members' ring as they build it (same members, same N, default vnodes). */
+function ringOf(c: ProcessCluster): Ring {
+  return new Ring(hosts.map((_, i) => ({ id: c.id(i) })), { replicas });
+}
+
+/** Keys that `member` does not replicate (read through other members). */
+function remoteKeys(ring: Ring, member: string, prefix: string, n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) {
+    const k = `${prefix}:${i}`;
+    if (!ring.replicasFor('default', Buffer.from(k)).includes(member)) out.push(k);
+  }
+  return out;
+}
+
+/** Runs redis-cli with `commands` on stdin (one connection, one command at a time) and returns its output lines. */
+function redisCli(host: string, port: number, commands: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('redis-cli', ['-h', host, '-p', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve(out.split('\n').filter((l) => l.length > 0)) : reject(new Error(`redis-cli exited ${code}`))));
+    p.stdin.end(commands.join('\n') + '\n');
+  });
+}
+
+test('sessions: 0 stale reads in 10,000 through ioredis (pipelined), node-redis (awaited) and redis-cli, on keys local and remote to the member', { timeout: 240_000 }, async (t) => {
+  const c = await ProcessCluster.start({ hosts, extraArgs: ['--replicas', String(replicas)] });
+  const ring = ringOf(c);
+  let stale = 0;
+  let reads = 0;
+  const staleExamples: string[] = [];
+  const check = (what: string, key: string, want: string, got: string | null) => {
+    reads++;
+    if (got !== want) {
+      stale++;
+      if (staleExamples.length < 5) staleExamples.push(`${what} ${key}: wrote ${want}, read ${got}`);
+    }
+  };
+  try {
+    // ioredis, pipelined: SET k v then GET k in one pipeline, 4000 pairs over 4 members.
+    for (let m = 0; m < hosts.length; m++) {
+      const r = new Redis({ host: c.host(m), port: c.member(m).ports.resp, lazyConnect: true });
+      await r.connect();
+      try {
+        // Half the keys are new, half are overwritten again and again (an old value is stale too).
+        const remote = remoteKeys(ring, c.id(m), `io${m}`, 20);
+        for (let round = 0; round < 10; round++) {
+          const p = r.pipeline();
+          const keys: string[] = [];
+          for (let i = 0; i < 100; i++) {
+            // New keys, one hot key overwritten all the time, and keys this member does not hold.
+            const key = i % 2 === 0 ? `io${m}:new:${round}:${i}` : i % 4 === 1 ? `io${m}:hot` : remote[i % remote.length]!;
+            keys.push(key);
+            p.set(key, `${round}.${i}`);
+            p.get(key);
+          }
+          const res = (await p.exec())!;
+          keys.forEach((k, i) => check('ioredis', k, `${round}.${i}`, res[2 * i + 1]![1] as string | null));
+        }
+      } finally {
+        r.disconnect();
+      }
+    }
+    // node-redis, each command awaited: 3000 pairs.
+    const clients = await Promise.all(
+      hosts.map(async (_, m) => {
+        const client = createClient({ socket: { host: c.host(m), port: c.member(m).ports.resp } });
+        client.on('error', () => {});
+        await client.connect();
+        return client;
+      }),
+    );
+    try {
+      await Promise.all(
+        clients.map(async (client, m) => {
+          const remote = remoteKeys(ring, c.id(m), `nr${m}`, 10);
+          for (let i = 0; i < 750; i++) {
+            const key = i % 3 === 0 ? `nr${m}:new:${i}` : remote[i % remote.length]!;
+            await client.set(key, `v${i}`);
+            check('node-redis', key, `v${i}`, await client.get(key));
+          }
+        }),
+      );
+    } finally {
+      await Promise.all(clients.map((client) => client.quit()));
+    }
+    // redis-cli, commands one at a time on one connection per member: 3000 pairs.
+    await Promise.all(
+      hosts.map(async (_, m) => {
+        const remote = remoteKeys(ring, c.id(m), `cli${m}`, 10);
+        const commands: string[] = [];
+        const expect: [string, string][] = [];
+        for (let i = 0; i < 750; i++) {
+          const key = i % 2 === 0 ? `cli${m}:new:${i}` : remote[i % remote.length]!;
+          commands.push(`SET ${key} c${i}`, `GET ${key}`);
+          expect.push([key, `c${i}`]);
+        }
+        const lines = await redisCli(c.host(m), c.member(m).ports.resp, commands);
+        assert.equal(lines.length, commands.length, `redis-cli printed one line per command (member ${m})`);
+        expect.forEach(([key, want], i) => {
+          assert.equal(lines[2 * i], 'OK');
+          check('redis-cli', key, want, lines[2 * i + 1] === '(nil)' ? null : lines[2 * i + 1]!);
+        });
+      }),
+    );
+    t.diagnostic(`reads ${reads}, stale ${stale}${staleExamples.length ? `: ${staleExamples.join('; ')}` : ''}`);
+    assert.equal(reads, 10_000);
+    assert.equal(stale, 0, `stale reads: ${staleExamples.join('; ')}`);
+  } finally {
+    await c.destroy();
+  }
+});
+
+test('sessions: a reader never goes back while another connection writes through another member (monotonic reads)', { timeout: 120_000 }, async (t) => {
+  const c = await ProcessCluster.start({ hosts, extraArgs: ['--replicas', String(replicas)] });
+  const ring = ringOf(c);
+  try {
+    // The key lives away from the reader's member, so its reads go to other members' replicas.
+    const [key] = remoteKeys(ring, c.id(3), 'mono', 1);
+    const writer = new Redis({ host: c.host(0), port: c.member(0).ports.resp });
+    const reader = new Redis({ host: c.host(3), port: c.member(3).ports.resp });
+    let written = 0;
+    let stop = false;
+    const writing = (async () => {
+      while (!stop && written < 3000) await writer.set(key!, String(++written));
+    })();
+    let last = 0;
+    let reads = 0;
+    let backwards = 0;
+    while (written < 3000) {
+      const p = reader.pipeline();
+      for (let i = 0; i < 50; i++) p.get(key!);
+      for (const [, v] of (await p.exec())!) {
+        const n = Number(v ?? 0);
+        reads++;
+        if (n < last) backwards++;
+        last = Math.max(last, n);
+      }
+    }
+    stop = true;
+    await writing;
+    writer.disconnect();
+    reader.disconnect();
+    t.diagnostic(`reads ${reads}, went back ${backwards}, last seen ${last} of ${written}`);
+    assert.ok(reads > 1000, `the reader read while the writer wrote (${reads})`);
+    assert.equal(backwards, 0);
+  } finally {
+    await c.destroy();
+  }
+});
