@@ -11,6 +11,8 @@
  * - Backpressure: when `socket.write()` returns false, reading stops until `drain`; reading
  *   also stops while `pipelineInFlightMax` writes are in flight. A batch whose output would
  *   take the unsent bytes over `outputBufferBytesMax` disconnects the client.
+ * - A connection the server closes (QUIT, protocol error) ends its side after the last reply,
+ *   then drops further input and is destroyed after `closeLingerMsMax` if still open.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +22,7 @@ import type { Consistency, KvApi } from '../../coordinator/api.js';
 import { type CommandSpec, arityError, lookupCommand, unknownCommandError } from './commands.js';
 import type { Client, ServerContext } from './context.js';
 import { namespaceOfDb } from './databases.js';
+import { endLingering } from './linger.js';
 import { RespParser, RespProtocolError } from './protocol.js';
 import { type Encoder, ReplyWriter } from './reply.js';
 
@@ -80,6 +83,10 @@ export class Connection implements Client {
   private closing = false;
   /** The client ended its side; the socket ends once every reply is out. */
   private inputEnded = false;
+  /** Our side is ended (every reply is out). */
+  private outputEnded = false;
+  /** Closed by the server and ended: input is dropped, the socket is destroyed after closeLingerMsMax. */
+  private lingering = false;
   private closed = false;
   /** Set during a command by `fail` or `defer`, read by the metrics call after it. */
   private commandError: string | undefined = undefined;
@@ -350,11 +357,28 @@ export class Connection implements Client {
       }
       if (!socket.write(this.w.take())) this.waitingDrain = true;
     }
-    if (done && socket.writable) socket.end();
+    if (done) this.endOutput();
+  }
+
+  /**
+   * Ends our side once every reply is out. After the client's end that closes the socket;
+   * a close by the server (QUIT, protocol error) cannot wait on the client, which may send
+   * on and never read: it lingers at most `closeLingerMsMax`.
+   */
+  private endOutput(): void {
+    if (this.outputEnded) return;
+    this.outputEnded = true;
+    if (this.closing) {
+      this.lingering = true;
+      endLingering(this.socket, this.limits.closeLingerMsMax, this.server.logger, this.id);
+    } else if (this.socket.writable) {
+      this.socket.end();
+    }
   }
 
   private updateReading(): void {
-    if (this.closed) return;
+    // A lingering socket reads (and drops) its input so that the client's end can arrive.
+    if (this.closed || this.lingering) return;
     const read =
       !this.closing && !this.waitingDrain && this.held === null && this.slotCount < this.limits.pipelineInFlightMax;
     if (read && this.readingPaused) {

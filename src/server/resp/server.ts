@@ -5,6 +5,7 @@ import type { KvApi } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
 import { Connection } from './connection.js';
 import type { RespLogger, ServerContext } from './context.js';
+import { endLingering } from './linger.js';
 import { ScanCursors } from './scan-cursors.js';
 
 export interface RespServerOptions {
@@ -33,6 +34,8 @@ const maxClientsReply = Buffer.from('-ERR max number of clients reached\r\n');
 export async function startRespServer(options: RespServerOptions): Promise<RespServer> {
   const { logger, metrics, limits } = options;
   const connections = new Set<Connection>();
+  /** Sockets refused over `connectionsMax`, until they close (at most closeLingerMsMax). */
+  const refused = new Set<Socket>();
   const context: ServerContext = {
     kv: options.kv,
     limits,
@@ -56,7 +59,9 @@ export async function startRespServer(options: RespServerOptions): Promise<RespS
       context.stats.connectionsRejected++;
       metrics.disconnected('resp', 'connectionsMax');
       logger.warn({ connectionsMax: limits.connectionsMax }, "RESP client refused: over limit 'connectionsMax'");
-      socket.end(maxClientsReply);
+      refused.add(socket);
+      socket.on('close', () => refused.delete(socket));
+      endLingering(socket, limits.closeLingerMsMax, logger, null, maxClientsReply);
       return;
     }
     const conn = new Connection(nextId++, socket, context);
@@ -86,8 +91,10 @@ export async function startRespServer(options: RespServerOptions): Promise<RespS
     connectionCount: () => connections.size,
     close: () =>
       new Promise<void>((resolve) => {
+        // The listener closes when every socket has: destroy them all, lingering ones included.
         server.close(() => resolve());
         for (const conn of connections) conn.destroy();
+        for (const socket of refused) socket.destroy();
       }),
   };
 }
