@@ -322,3 +322,37 @@ describe('RESP connections the server closes', () => {
     }
   });
 });
+
+describe('RESP outputBuffersTotalBytesMax', () => {
+  it('clients that never read, each under outputBufferBytesMax, are disconnected when together over the total', { timeout: 60_000 }, async () => {
+    // A GET of a 900-byte key replies about as many bytes as it takes, so one read of input
+    // (64 KiB) makes one batch of replies well under the per-client limit: only the total
+    // can disconnect these clients.
+    const h = await startHarness({ keyBytesMax: 1024, outputBufferBytesMax: 256 * KiB, outputBuffersTotalBytesMax: 256 * KiB });
+    try {
+      const key = `big:${'k'.repeat(900)}`;
+      const value = 'v'.repeat(1000);
+      const witness = h.client();
+      assert.equal(await witness.set(key, value), 'OK');
+      // 32 MiB of GETs per client: more than the socket buffers take, so replies back up in
+      // the server (each client that stops holds at least the socket's high-water mark).
+      const get = encodeCommand('GET', key);
+      const flood = Buffer.concat(new Array<Buffer>(Math.ceil((32 * MiB) / get.length)).fill(get));
+      const bad: RawClient[] = [];
+      for (let i = 0; i < 24; i++) {
+        const c = await RawClient.connect(h.server.port);
+        c.socket.pause(); // never reads a reply
+        c.send(flood);
+        bad.push(c);
+      }
+      await h.metrics.disconnectedFor('outputBuffersTotalBytesMax');
+      assert.ok(!h.metrics.disconnects.includes('outputBufferBytesMax'), 'no client went over its own limit');
+      assert.equal(await witness.get(key), value, 'a client that reads is served meanwhile');
+      for (const c of bad) c.close();
+      await h.metrics.openConnections(1);
+      assert.equal(await witness.get(key), value);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -10,7 +10,9 @@
  *   connection's own earlier writes.
  * - Backpressure: when `socket.write()` returns false, reading stops until `drain`; reading
  *   also stops while `pipelineInFlightMax` writes are in flight. A batch whose output would
- *   take the unsent bytes over `outputBufferBytesMax` disconnects the client.
+ *   take the unsent bytes over `outputBufferBytesMax` disconnects the client. After each write
+ *   the socket's unsent bytes are counted in the server's OutputBudget (one number per batch,
+ *   nothing per request): past `outputBuffersTotalBytesMax` the client holding the most goes.
  * - A connection the server closes (QUIT, protocol error) ends its side after the last reply,
  *   then drops further input and is destroyed after `closeLingerMsMax` if still open.
  */
@@ -23,6 +25,7 @@ import { type CommandSpec, arityError, lookupCommand, unknownCommandError } from
 import type { Client, ServerContext } from './context.js';
 import { namespaceOfDb } from './databases.js';
 import { endLingering } from './linger.js';
+import type { OutputHolder } from './output-budget.js';
 import { RespParser, RespProtocolError } from './protocol.js';
 import { type Encoder, ReplyWriter } from './reply.js';
 
@@ -52,7 +55,7 @@ export function errorLine(e: KvError): string {
   }
 }
 
-export class Connection implements Client {
+export class Connection implements Client, OutputHolder {
   readonly id: number;
   readonly server: ServerContext;
   /** The store as this connection sees it: the server's, at this connection's consistency. */
@@ -65,6 +68,8 @@ export class Connection implements Client {
   ns = 'default';
   db = 0;
   name: string | null = null;
+  /** This connection's unsent bytes as the server's OutputBudget last counted them. */
+  outputCounted = 0;
 
   private readonly socket: Socket;
   private readonly parser: RespParser;
@@ -197,6 +202,7 @@ export class Connection implements Client {
 
   private onDrain(): void {
     this.waitingDrain = false;
+    if (this.outputCounted !== 0) this.server.output.count(this, this.socket.writableLength);
     this.process();
   }
 
@@ -215,6 +221,12 @@ export class Connection implements Client {
   onClose(): void {
     this.closed = true;
     this.held = null;
+    this.server.output.release(this);
+  }
+
+  /** Unsent reply bytes of the socket (for the OutputBudget); none once it is going away. */
+  outputPending(): number {
+    return this.closed || this.socket.destroyed ? 0 : this.socket.writableLength;
   }
 
   private scheduleFlush(): void {
@@ -356,6 +368,12 @@ export class Connection implements Client {
         return;
       }
       if (!socket.write(this.w.take())) this.waitingDrain = true;
+      // A client that never reads never drains: the total across clients bounds them all.
+      const pending = socket.writableLength;
+      if (pending !== this.outputCounted) {
+        this.server.output.count(this, pending);
+        if (this.closed) return;
+      }
     }
     if (done) this.endOutput();
   }
@@ -400,15 +418,24 @@ export class Connection implements Client {
     this.server.logger.warn({ client: this.id, reason, message: e.message }, 'closing RESP client after bad input');
   }
 
-  private disconnect(reason: string): void {
-    this.server.metrics.disconnected('resp', reason);
-    this.server.logger.warn(
-      { client: this.id, reason, pendingBytes: this.w.length + this.socket.writableLength },
-      'disconnecting RESP client',
+  /** Disconnects the client at once, over the limit named by `reason`. */
+  disconnect(reason: string): void {
+    if (this.closed) return;
+    const server = this.server;
+    server.metrics.disconnected('resp', reason);
+    server.logger.warn(
+      {
+        client: this.id,
+        reason,
+        pendingBytes: this.w.length + this.socket.writableLength,
+        allClientsPendingBytes: server.output.bytes,
+      },
+      `disconnecting RESP client: over limit '${reason}'`,
     );
     this.w.clear();
     this.closing = true;
     this.closed = true;
+    server.output.release(this);
     this.socket.destroy();
   }
 }

@@ -6,6 +6,7 @@ import type { RequestMetrics } from '../metrics.js';
 import { Connection } from './connection.js';
 import type { RespLogger, ServerContext } from './context.js';
 import { endLingering } from './linger.js';
+import { OutputBudget } from './output-budget.js';
 import { ScanCursors } from './scan-cursors.js';
 
 export interface RespServerOptions {
@@ -46,6 +47,7 @@ export async function startRespServer(options: RespServerOptions): Promise<RespS
     clients: connections,
     startedMs: Date.now(),
     stats: { connectionsReceived: 0, connectionsRejected: 0, commandsProcessed: 0 },
+    output: new OutputBudget(connections, limits.outputBuffersTotalBytesMax),
     port: options.port,
   };
   let nextId = 1;
