@@ -212,6 +212,14 @@ describe('loadConfig errors', () => {
       () => loadConfig(['--value-bytes-max', '1000', '--grpc-message-bytes-max', '999'], {}, cwd),
       /^invalid limits: .*'grpcMessageBytesMax' must be at least 'valueBytesMax'/,
     );
+    throwsConfig(
+      () => loadConfig(['--output-buffer-bytes-max', '1000', '--output-buffers-total-bytes-max', '999'], {}, cwd),
+      /^invalid limits: .*'outputBuffersTotalBytesMax' must be at least 'outputBufferBytesMax'/,
+    );
+    throwsConfig(
+      () => loadConfig(['--close-linger-ms-max', String(2 ** 31)], {}, cwd),
+      /^invalid limits: .*'closeLingerMsMax' must be at most 2147483647 \(the longest timer\), got 2147483648/,
+    );
   });
 
   it('unknown key in the config file names the key and the file', () => {

@@ -84,6 +84,9 @@ async function startHarness(overrides: Partial<Limits>): Promise<Harness> {
   };
 }
 
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
 const small: Partial<Limits> = {
   keyBytesMax: 64,
   valueBytesMax: 1000,
@@ -255,6 +258,99 @@ describe('RESP connectionsMax', () => {
       await h.metrics.openConnections(1);
       const c = h.client();
       assert.equal(await c.get('c:k'), 'v');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('RESP connections the server closes', () => {
+  // A protocol error's reply is tiny; the input behind it is more than the socket buffers
+  // take, so the server's side stays readable (and paused) unless it drains or destroys it.
+  const badInput = Buffer.concat([Buffer.from('*x\r\n'), Buffer.alloc(2 * MiB, 'a')]);
+  const badReply = '-ERR Protocol error: invalid multibulk length\r\n';
+
+  it('a protocol error followed by 2 MiB of input, never read: the slot is freed (closeLingerMsMax)', { timeout: 30_000 }, async () => {
+    const h = await startHarness({ connectionsMax: 1, closeLingerMsMax: 100 });
+    try {
+      const bad = await RawClient.connect(h.server.port);
+      bad.socket.pause(); // never reads its reply
+      await h.metrics.openConnections(1);
+      bad.send(badInput);
+      await h.metrics.disconnectedFor('protocol');
+      await h.metrics.openConnections(0); // the server closed its side without the client's help
+      const next = h.client();
+      assert.equal(await next.ping(), 'PONG', 'the freed slot serves a new client');
+      bad.close();
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a client that reads still gets the error reply before the close, with 2 MiB of input behind it', { timeout: 30_000 }, async () => {
+    const h = await startHarness({ closeLingerMsMax: 60_000 });
+    try {
+      const bad = await RawClient.connect(h.server.port);
+      bad.send(badInput);
+      assert.equal(await bad.readUntilClosed(), badReply);
+      await h.metrics.openConnections(0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('server close does not wait for clients it is closing or has refused', { timeout: 30_000 }, async () => {
+    // A linger longer than the test: only close() itself may end these connections.
+    const h = await startHarness({ connectionsMax: 1, closeLingerMsMax: 600_000 });
+    try {
+      const bad = await RawClient.connect(h.server.port);
+      bad.socket.pause();
+      await h.metrics.openConnections(1);
+      bad.send(badInput);
+      await h.metrics.disconnectedFor('protocol');
+      const refused = await RawClient.connect(h.server.port);
+      refused.socket.pause();
+      refused.send(badInput);
+      await h.metrics.disconnectedFor('connectionsMax');
+      await h.server.close(); // resolves once the listener has closed, which waits for every socket
+      await h.metrics.openConnections(0);
+      assert.equal(h.server.connectionCount(), 0);
+      bad.close();
+      refused.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('RESP outputBuffersTotalBytesMax', () => {
+  it('clients that never read, each under outputBufferBytesMax, are disconnected when together over the total', { timeout: 60_000 }, async () => {
+    // A GET of a 900-byte key replies about as many bytes as it takes, so one read of input
+    // (64 KiB) makes one batch of replies well under the per-client limit: only the total
+    // can disconnect these clients.
+    const h = await startHarness({ keyBytesMax: 1024, outputBufferBytesMax: 256 * KiB, outputBuffersTotalBytesMax: 256 * KiB });
+    try {
+      const key = `big:${'k'.repeat(900)}`;
+      const value = 'v'.repeat(1000);
+      const witness = h.client();
+      assert.equal(await witness.set(key, value), 'OK');
+      // 32 MiB of GETs per client: more than the socket buffers take, so replies back up in
+      // the server (each client that stops holds at least the socket's high-water mark).
+      const get = encodeCommand('GET', key);
+      const flood = Buffer.concat(new Array<Buffer>(Math.ceil((32 * MiB) / get.length)).fill(get));
+      const bad: RawClient[] = [];
+      for (let i = 0; i < 24; i++) {
+        const c = await RawClient.connect(h.server.port);
+        c.socket.pause(); // never reads a reply
+        c.send(flood);
+        bad.push(c);
+      }
+      await h.metrics.disconnectedFor('outputBuffersTotalBytesMax');
+      assert.ok(!h.metrics.disconnects.includes('outputBufferBytesMax'), 'no client went over its own limit');
+      assert.equal(await witness.get(key), value, 'a client that reads is served meanwhile');
+      for (const c of bad) c.close();
+      await h.metrics.openConnections(1);
+      assert.equal(await witness.get(key), value);
     } finally {
       await h.close();
     }

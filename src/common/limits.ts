@@ -21,10 +21,20 @@ export interface Limits {
   queryBufferBytesMax: number;
   /** Bytes of replies a client has not read yet; past this the client is disconnected. */
   outputBufferBytesMax: number;
+  /**
+   * Bytes of replies all clients of a server together have not read yet; past this the client
+   * holding the most is disconnected.
+   */
+  outputBuffersTotalBytesMax: number;
   /** Commands of one connection that may be executing (awaiting storage) at once. */
   pipelineInFlightMax: number;
   /** Concurrent client connections per server (RESP). */
   connectionsMax: number;
+  /**
+   * Milliseconds a connection the server closes (after QUIT, a protocol error, or refused over
+   * `connectionsMax`) may take to hand over its last reply; then it is destroyed, read or not.
+   */
+  closeLingerMsMax: number;
   /** Keys in one multi-key command or batch call. */
   batchKeysMax: number;
   /** Entries one SCAN / RawScan call may return. */
@@ -70,8 +80,10 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   respInlineBytesMax: 64 * 1024,
   queryBufferBytesMax: 1024 * MiB,
   outputBufferBytesMax: 256 * MiB,
+  outputBuffersTotalBytesMax: 1024 * MiB,
   pipelineInFlightMax: 1024,
   connectionsMax: 10_000,
+  closeLingerMsMax: 5_000,
   batchKeysMax: 100_000,
   scanLimitMax: 100_000,
   writeQueueMax: 100_000,
@@ -108,6 +120,14 @@ export function validateLimits(limits: Limits): Limits {
   }
   if (limits.queryBufferBytesMax < limits.respBulkBytesMax) {
     throw new RangeError(`'queryBufferBytesMax' must be at least 'respBulkBytesMax'`);
+  }
+  if (limits.outputBuffersTotalBytesMax < limits.outputBufferBytesMax) {
+    throw new RangeError(`'outputBuffersTotalBytesMax' must be at least 'outputBufferBytesMax'`);
+  }
+  // Node's timers take at most 2^31 - 1 ms; a longer delay fires after 1 ms.
+  const timerMsMax = 2 ** 31 - 1;
+  if (limits.closeLingerMsMax > timerMsMax) {
+    throw new RangeError(`'closeLingerMsMax' must be at most ${timerMsMax} (the longest timer), got ${limits.closeLingerMsMax}`);
   }
   if (limits.peerFrameBytesMax < limits.valueBytesMax + limits.keyBytesMax + 64 * 1024) {
     throw new RangeError(`'peerFrameBytesMax' must exceed 'valueBytesMax' + 'keyBytesMax' + 64 KiB (a replicated write fits one frame)`);

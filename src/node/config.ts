@@ -73,8 +73,11 @@ const limitDescriptions: Record<keyof Limits, string> = {
   respInlineBytesMax: 'largest inline (non-array) RESP command line',
   queryBufferBytesMax: 'bytes a client may have sent that are not yet parsed into commands',
   outputBufferBytesMax: 'unread reply bytes of a client before it is disconnected',
+  outputBuffersTotalBytesMax: 'unread reply bytes of all RESP clients together; past it the client holding the most is disconnected',
   pipelineInFlightMax: 'commands of one connection executing at once',
   connectionsMax: 'concurrent RESP client connections',
+  closeLingerMsMax:
+    'milliseconds a RESP connection the server closes (QUIT, protocol error, over connectionsMax) may take to deliver its last reply before it is destroyed',
   batchKeysMax: 'keys in one multi-key command or batch call',
   scanLimitMax: 'entries one SCAN / RawScan call may return',
   writeQueueMax: 'writes waiting for a storage commit before writes are refused as OVERLOADED',

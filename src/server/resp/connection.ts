@@ -10,7 +10,11 @@
  *   connection's own earlier writes.
  * - Backpressure: when `socket.write()` returns false, reading stops until `drain`; reading
  *   also stops while `pipelineInFlightMax` writes are in flight. A batch whose output would
- *   take the unsent bytes over `outputBufferBytesMax` disconnects the client.
+ *   take the unsent bytes over `outputBufferBytesMax` disconnects the client. After each write
+ *   the socket's unsent bytes are counted in the server's OutputBudget (one number per batch,
+ *   nothing per request): past `outputBuffersTotalBytesMax` the client holding the most goes.
+ * - A connection the server closes (QUIT, protocol error) ends its side after the last reply,
+ *   then drops further input and is destroyed after `closeLingerMsMax` if still open.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +25,8 @@ import type { Session } from '../../coordinator/session.js';
 import { type CommandSpec, arityError, lookupCommand, unknownCommandError } from './commands.js';
 import type { Client, ServerContext } from './context.js';
 import { namespaceOfDb } from './databases.js';
+import { endLingering } from './linger.js';
+import type { OutputHolder } from './output-budget.js';
 import { RespParser, RespProtocolError } from './protocol.js';
 import { type Encoder, ReplyWriter } from './reply.js';
 
@@ -52,7 +58,7 @@ export function errorLine(e: KvError): string {
   }
 }
 
-export class Connection implements Client {
+export class Connection implements Client, OutputHolder {
   readonly id: number;
   readonly server: ServerContext;
   /** The store as this connection sees it: the server's, at this connection's consistency. */
@@ -67,6 +73,8 @@ export class Connection implements Client {
   ns = 'default';
   db = 0;
   name: string | null = null;
+  /** This connection's unsent bytes as the server's OutputBudget last counted them. */
+  outputCounted = 0;
 
   private readonly socket: Socket;
   private readonly parser: RespParser;
@@ -85,6 +93,10 @@ export class Connection implements Client {
   private closing = false;
   /** The client ended its side; the socket ends once every reply is out. */
   private inputEnded = false;
+  /** Our side is ended (every reply is out). */
+  private outputEnded = false;
+  /** Closed by the server and ended: input is dropped, the socket is destroyed after closeLingerMsMax. */
+  private lingering = false;
   private closed = false;
   /** Set during a command by `fail` or `defer`, read by the metrics call after it. */
   private commandError: string | undefined = undefined;
@@ -197,6 +209,7 @@ export class Connection implements Client {
 
   private onDrain(): void {
     this.waitingDrain = false;
+    if (this.outputCounted !== 0) this.server.output.count(this, this.socket.writableLength);
     this.process();
   }
 
@@ -215,6 +228,12 @@ export class Connection implements Client {
   onClose(): void {
     this.closed = true;
     this.held = null;
+    this.server.output.release(this);
+  }
+
+  /** Unsent reply bytes of the socket (for the OutputBudget); none once it is going away. */
+  outputPending(): number {
+    return this.closed || this.socket.destroyed ? 0 : this.socket.writableLength;
   }
 
   private scheduleFlush(): void {
@@ -356,12 +375,35 @@ export class Connection implements Client {
         return;
       }
       if (!socket.write(this.w.take())) this.waitingDrain = true;
+      // A client that never reads never drains: the total across clients bounds them all.
+      const pending = socket.writableLength;
+      if (pending !== this.outputCounted) {
+        this.server.output.count(this, pending);
+        if (this.closed) return;
+      }
     }
-    if (done && socket.writable) socket.end();
+    if (done) this.endOutput();
+  }
+
+  /**
+   * Ends our side once every reply is out. After the client's end that closes the socket;
+   * a close by the server (QUIT, protocol error) cannot wait on the client, which may send
+   * on and never read: it lingers at most `closeLingerMsMax`.
+   */
+  private endOutput(): void {
+    if (this.outputEnded) return;
+    this.outputEnded = true;
+    if (this.closing) {
+      this.lingering = true;
+      endLingering(this.socket, this.limits.closeLingerMsMax, this.server.logger, this.id);
+    } else if (this.socket.writable) {
+      this.socket.end();
+    }
   }
 
   private updateReading(): void {
-    if (this.closed) return;
+    // A lingering socket reads (and drops) its input so that the client's end can arrive.
+    if (this.closed || this.lingering) return;
     const read =
       !this.closing && !this.waitingDrain && this.held === null && this.slotCount < this.limits.pipelineInFlightMax;
     if (read && this.readingPaused) {
@@ -383,15 +425,24 @@ export class Connection implements Client {
     this.server.logger.warn({ client: this.id, reason, message: e.message }, 'closing RESP client after bad input');
   }
 
-  private disconnect(reason: string): void {
-    this.server.metrics.disconnected('resp', reason);
-    this.server.logger.warn(
-      { client: this.id, reason, pendingBytes: this.w.length + this.socket.writableLength },
-      'disconnecting RESP client',
+  /** Disconnects the client at once, over the limit named by `reason`. */
+  disconnect(reason: string): void {
+    if (this.closed) return;
+    const server = this.server;
+    server.metrics.disconnected('resp', reason);
+    server.logger.warn(
+      {
+        client: this.id,
+        reason,
+        pendingBytes: this.w.length + this.socket.writableLength,
+        allClientsPendingBytes: server.output.bytes,
+      },
+      `disconnecting RESP client: over limit '${reason}'`,
     );
     this.w.clear();
     this.closing = true;
     this.closed = true;
+    server.output.release(this);
     this.socket.destroy();
   }
 }

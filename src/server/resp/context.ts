@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Limits } from '../../common/limits.js';
 import type { Consistency, KvApi } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
+import type { OutputBudget } from './output-budget.js';
 import type { ScanCursors } from './scan-cursors.js';
 import type { Encoder, ReplyWriter } from './reply.js';
 
@@ -31,6 +32,8 @@ export interface ServerContext {
   readonly clients: ReadonlySet<ClientView>;
   readonly startedMs: number;
   readonly stats: RespStats;
+  /** Unsent reply bytes of all clients, under `outputBuffersTotalBytesMax`. */
+  readonly output: OutputBudget;
   port: number;
 }
 

@@ -5,6 +5,8 @@ import type { KvApi } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
 import { Connection } from './connection.js';
 import type { RespLogger, ServerContext } from './context.js';
+import { endLingering } from './linger.js';
+import { OutputBudget } from './output-budget.js';
 import { ScanCursors } from './scan-cursors.js';
 
 export interface RespServerOptions {
@@ -33,6 +35,8 @@ const maxClientsReply = Buffer.from('-ERR max number of clients reached\r\n');
 export async function startRespServer(options: RespServerOptions): Promise<RespServer> {
   const { logger, metrics, limits } = options;
   const connections = new Set<Connection>();
+  /** Sockets refused over `connectionsMax`, until they close (at most closeLingerMsMax). */
+  const refused = new Set<Socket>();
   const context: ServerContext = {
     kv: options.kv,
     limits,
@@ -43,6 +47,7 @@ export async function startRespServer(options: RespServerOptions): Promise<RespS
     clients: connections,
     startedMs: Date.now(),
     stats: { connectionsReceived: 0, connectionsRejected: 0, commandsProcessed: 0 },
+    output: new OutputBudget(connections, limits.outputBuffersTotalBytesMax),
     port: options.port,
   };
   let nextId = 1;
@@ -56,7 +61,9 @@ export async function startRespServer(options: RespServerOptions): Promise<RespS
       context.stats.connectionsRejected++;
       metrics.disconnected('resp', 'connectionsMax');
       logger.warn({ connectionsMax: limits.connectionsMax }, "RESP client refused: over limit 'connectionsMax'");
-      socket.end(maxClientsReply);
+      refused.add(socket);
+      socket.on('close', () => refused.delete(socket));
+      endLingering(socket, limits.closeLingerMsMax, logger, null, maxClientsReply);
       return;
     }
     const conn = new Connection(nextId++, socket, context);
@@ -86,8 +93,10 @@ export async function startRespServer(options: RespServerOptions): Promise<RespS
     connectionCount: () => connections.size,
     close: () =>
       new Promise<void>((resolve) => {
+        // The listener closes when every socket has: destroy them all, lingering ones included.
         server.close(() => resolve());
         for (const conn of connections) conn.destroy();
+        for (const socket of refused) socket.destroy();
       }),
   };
 }
