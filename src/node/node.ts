@@ -33,7 +33,6 @@ const pruneRecordsMax = 16;
 export async function startNode(config: NodeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
   const lock = acquireDataDirLock(config.dataDir);
-  const startedAt = Date.now();
   const engine = await openLocalKv({ path: config.dataDir, limits: config.limits, durability: config.durability });
   const local = engine.kv;
   const metrics = createMetrics({ storageStats: () => local.stats() });
@@ -99,7 +98,6 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       info: () => {
         const s = local.stats();
         return {
-          uptime_in_seconds: Math.floor((Date.now() - startedAt) / 1000),
           ragkv_durability: config.durability,
           ragkv_data_dir: config.dataDir,
           ragkv_stored_bytes: s.bytes,
