@@ -307,6 +307,8 @@ export class Driver {
         break;
       }
       if (outstanding >= maxOutstanding) {
+        // Whatever falls due before a slot frees waits for it (the target's delay, not the client's).
+        slotsWereFull = true;
         await new Promise<void>((resolve) => (slotFreed = resolve));
       } else {
         const waitMs = Math.max(0, intended - this.clock.nowMs() - SEND_AHEAD_MS);
