@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { configOptions } from '../src/node/config.js';
@@ -114,6 +115,38 @@ describe('ragkv CLI', () => {
       .map((l) => JSON.parse(l) as { level: string; msg: string })
       .find((l) => l.level === 'fatal');
     assert.equal(fatal?.msg, 'start failed');
+  });
+
+  it('start: a SIGTERM while the node is still starting closes it cleanly once started (exit 0)', { timeout: 60_000 }, async () => {
+    const data = path.join(dir, 'data-early-stop');
+    mkdirSync(data);
+    // The signal goes out when the node takes its data directory's lock (the event), before it
+    // opens storage and binds its ports: the node is mid-start.
+    const watcher = watch(data, (_, file) => {
+      if (file === 'ragkv.pid' && child.exitCode === null && child.signalCode === null) {
+        watcher.close();
+        child.kill('SIGTERM');
+      }
+    });
+    const child = spawn(process.execPath, [bin, 'start', '--data', data, '--resp-port', '0', '--grpc-port', '0', '--admin-port', '0', '--durability', 'none'], {
+      cwd: dir,
+      env: cleanEnv(),
+    });
+    const messages: string[] = [];
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    child.stderr.resume();
+    const lines = createInterface({ input: child.stdout }).on('line', (line) => messages.push((JSON.parse(line) as { msg: string }).msg));
+    const outputRead = new Promise<void>((resolve) => lines.once('close', resolve));
+    try {
+      assert.deepEqual(await exited, { code: 0, signal: null }, `log: ${messages.join(' | ')}`);
+      await outputRead;
+      const shuttingDown = messages.indexOf('shutting down (send the signal again to exit at once)');
+      assert.ok(messages.indexOf('listening') >= 0 && messages.indexOf('listening') < shuttingDown, `started, then closed: ${messages.join(' | ')}`);
+      assert.equal(messages.at(-1), 'stopped');
+    } finally {
+      watcher.close();
+      child.kill('SIGKILL');
+    }
   });
 
   it('start binds free ports, logs them, serves /health and exits 0 on SIGTERM', { timeout: 60_000 }, async () => {

@@ -8,6 +8,8 @@ import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { aliveMembers, getJson, memberStartArgs, parseLocalClusterArgs, planMembers } from '../src/cli/local-cluster.js';
+import { RestartPolicy } from '../src/cli/restart-policy.js';
+import { waitFor } from './helpers/cluster.js';
 import { binPath } from './helpers/process.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -25,10 +27,32 @@ interface ReadyMember {
   log: string;
 }
 
+/** One JSON log line of local-cluster (stdout). */
+interface LogRecord {
+  msg?: string;
+  member?: string;
+  memberPid?: number;
+  pid?: number;
+  resp?: number;
+  grpc?: number;
+  admin?: number;
+  peer?: number;
+  restartsInRow?: number;
+  restartInMs?: number;
+}
+
 interface Cluster {
   proc: ChildProcess;
   exited: Promise<number | string>;
   stderr: () => string;
+  /** Every JSON log line so far, in order. */
+  records: LogRecord[];
+  /** The first log line from index `from` on (seen or to come) that matches; rejects if the process exits first. */
+  line: (match: (rec: LogRecord) => boolean, from?: number) => Promise<LogRecord>;
+  /** Calls `fn` with every log line from now on. */
+  onRecord: (fn: (rec: LogRecord) => void) => void;
+  /** Resolves once stderr (a pipe of its own, so not ordered with the log lines) matches; rejects if the process exits first. */
+  stderrMatching: (re: RegExp) => Promise<void>;
   /** Resolves once the banner's last line is on stderr (a separate pipe from the ready line). */
   banner: Promise<string>;
   /** Resolves with the members of the `cluster ready` line; rejects if the process exits first. */
@@ -47,22 +71,72 @@ function startLocalCluster(args: string[]): Cluster {
   let stderr = '';
   let onBanner: (text: string) => void = () => {};
   const banner = new Promise<string>((resolve) => (onBanner = resolve));
+  const stderrListeners: (() => void)[] = [];
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
     if (stderr.includes('Press Ctrl-C to stop every member.')) onBanner(stderr);
+    for (const fn of stderrListeners) fn();
   });
+  const stderrMatching = (re: RegExp): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (re.test(stderr)) resolve();
+      };
+      check();
+      stderrListeners.push(check);
+      void exited.then(() => {
+        check();
+        reject(new Error(`local-cluster exited before its stderr matched ${re}:\n${stderr}`));
+      });
+    });
+  const records: LogRecord[] = [];
+  const listeners: ((rec: LogRecord) => void)[] = [];
   const ready = new Promise<ReadyMember[]>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const rec = JSON.parse(line) as { msg?: string; members?: ReadyMember[] };
+      const rec = JSON.parse(line) as LogRecord & { members?: ReadyMember[] };
+      records.push(rec);
+      for (const fn of listeners) fn(rec);
       if (rec.msg === 'cluster ready') resolve(rec.members!);
     });
     void exited.then((code) => reject(new Error(`local-cluster exited (${code}) before ready:\n${stderr}`)));
   });
   ready.catch(() => {});
-  return { proc, exited, stderr: () => stderr, banner, ready };
+  const onRecord = (fn: (rec: LogRecord) => void): void => void listeners.push(fn);
+  const line = (match: (rec: LogRecord) => boolean, from = 0): Promise<LogRecord> =>
+    new Promise<LogRecord>((resolve, reject) => {
+      const seen = records.slice(from).find(match);
+      if (seen) return resolve(seen);
+      onRecord((rec) => {
+        if (match(rec)) resolve(rec);
+      });
+      void exited.then((code) => reject(new Error(`local-cluster exited (${code}) before the log line; stderr:\n${stderr}`)));
+    });
+  return { proc, exited, stderr: () => stderr, records, line, onRecord, stderrMatching, banner, ready };
 }
 
 const freePortsArgs = ['--base-resp-port', '0', '--base-grpc-port', '0', '--base-admin-port', '0', '--base-peer-port', '0', '--durability', 'none'];
+
+/** An ioredis client of one member that fails fast instead of queueing (a member may be down). */
+function respClient(port: number): Redis {
+  return new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+}
+
+/** Connects, runs `fn`, disconnects. */
+async function withClient<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = respClient(port);
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** How many times `needle` occurs in `text`. */
+function occurrences(text: string, needle: string): number {
+  return text.split(needle).length - 1;
+}
 
 function getText(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -125,10 +199,43 @@ describe('ragkv local-cluster: arguments', () => {
     assert.throws(() => parseLocalClusterArgs(['--base-peer-port', '65534']), /no room for 3 members/);
     assert.throws(() => parseLocalClusterArgs(['--frob']), /unknown option '--frob'/);
     assert.deepEqual(parseLocalClusterArgs(['--', '--replicas', '2']).memberArgs, ['--replicas', '2']);
+    assert.throws(() => parseLocalClusterArgs(['--restart-delay', '40000']), /--restart-delay must be an integer from 0 to 30000/);
+    assert.throws(() => parseLocalClusterArgs(['--restarts-max', '-1']), /--restarts-max must be an integer from 0/);
+    const restart = parseLocalClusterArgs(['--restart-delay', '0', '--restarts-max', '0']);
+    assert.deepEqual([restart.restartDelayMs, restart.restartsMax], [0, 0]);
 
     const run = startLocalCluster(['--members', 'three']);
     assert.equal(await run.exited, 2);
     assert.match(run.stderr(), /--members must be an integer/);
+  });
+});
+
+describe('ragkv local-cluster: restart policy', () => {
+  const options = { delayMs: 500, delayMaxMs: 3000, restartsMax: 4, stableMs: 30_000 };
+
+  it('doubles the delay with each restart in a row, up to the maximum, then leaves the member down', () => {
+    const p = new RestartPolicy(options);
+    // Each restart exits 1 s after it started: all in a row.
+    assert.deepEqual([1, 2, 3, 4, 5].map(() => p.onExit(1000)), [
+      { restart: true, delayMs: 500, restartsInRow: 1 },
+      { restart: true, delayMs: 1000, restartsInRow: 2 },
+      { restart: true, delayMs: 2000, restartsInRow: 3 },
+      { restart: true, delayMs: 3000, restartsInRow: 4 },
+      { restart: false, restartsInRow: 4 },
+    ]);
+  });
+
+  it('a member that ran stableMs before exiting starts the count again', () => {
+    const p = new RestartPolicy(options);
+    assert.deepEqual(p.onExit(10), { restart: true, delayMs: 500, restartsInRow: 1 });
+    assert.deepEqual(p.onExit(29_999), { restart: true, delayMs: 1000, restartsInRow: 2 });
+    assert.deepEqual(p.onExit(30_000), { restart: true, delayMs: 500, restartsInRow: 1 });
+  });
+
+  it('restartsMax 0 never restarts; nonsense options are refused', () => {
+    assert.deepEqual(new RestartPolicy({ ...options, restartsMax: 0 }).onExit(60_000), { restart: false, restartsInRow: 0 });
+    assert.throws(() => new RestartPolicy({ ...options, delayMaxMs: 100 }), /'delayMaxMs' must be an integer >= 'delayMs'/);
+    assert.throws(() => new RestartPolicy({ ...options, stableMs: 0 }), /'stableMs' must be a positive integer/);
   });
 });
 
@@ -191,15 +298,122 @@ describe('ragkv local-cluster: a running cluster', { timeout: 120_000 }, () => {
     }
   });
 
-  it('a member that dies is named, the others are stopped, and the exit code is 1', async () => {
-    const cluster = startLocalCluster(['--data', path.join(tmp.path, 'dies'), '--members', '2', ...freePortsArgs]);
+  it('kill -9 of a member: the others keep serving, and it is restarted on its data and ports and serves again', async () => {
+    const data = path.join(tmp.path, 'failover');
+    // QUORUM reads: a read on one member of a write acknowledged by two sees it, no waiting.
+    // Default restart policy: the first restart comes 500 ms after the exit.
+    const cluster = startLocalCluster(['--data', data, ...freePortsArgs, '--', '--read-consistency', 'QUORUM']);
     try {
       const members = await cluster.ready;
-      process.kill(members[1]!.pid, 'SIGKILL');
-      assert.equal(await cluster.exited, 1);
-      assert.match(cluster.stderr(), /member n2 \(pid \d+\) exited unexpectedly \(SIGKILL\)/);
-      assert.equal(isRunning(members[0]!.pid), false, 'n1 was stopped');
-      assert.match(readFileSync(members[0]!.log, 'utf8'), /"msg":"stopped"/, 'n1 closed cleanly');
+      const [n1, n2, n3] = members as [ReadyMember, ReadyMember, ReadyMember];
+      assert.equal(await withClient(n1.resp, (r) => r.set('doc:1', 'before the kill')), 'OK');
+
+      const afterReady = cluster.records.length;
+      process.kill(n2.pid, 'SIGKILL');
+      const exit = await cluster.line((r) => r.msg === 'member exited unexpectedly; restarting it' && r.member === 'n2', afterReady);
+      assert.equal(exit.memberPid, n2.pid);
+      assert.equal(exit.restartInMs, 500);
+      assert.equal(isRunning(n2.pid), false);
+      await cluster.stderrMatching(new RegExp(`member n2 \\(pid ${n2.pid}\\) exited unexpectedly \\(SIGKILL\\) after [0-9.]+ s; restarting it in 500 ms on the same data and ports`));
+
+      // n2 is down (until its restart, 500 ms later, is listening): n1 and n3 serve reads and writes.
+      assert.equal(await withClient(n3.resp, (r) => r.get('doc:1')), 'before the kill');
+      assert.equal(await withClient(n1.resp, (r) => r.set('doc:2', 'while n2 was down')), 'OK');
+      assert.equal(await withClient(n3.resp, (r) => r.get('doc:2')), 'while n2 was down');
+      assert.equal(isRunning(n2.pid), false);
+
+      // n2 comes back as a new process on the same ports and data directory.
+      const back = await cluster.line((r) => r.msg === 'member restarted' && r.member === 'n2', afterReady);
+      assert.notEqual(back.pid, n2.pid);
+      assert.ok(isRunning(back.pid!), `restarted n2 (pid ${back.pid}) runs`);
+      assert.deepEqual([back.resp, back.grpc, back.admin, back.peer], [n2.resp, n2.grpc, n2.admin, n2.peer]);
+      await cluster.stderrMatching(new RegExp(`member n2 is serving again \\(pid ${back.pid}, RESP ${n2.resp}\\)`));
+      assert.equal(occurrences(readFileSync(n2.log, 'utf8'), '"msg":"listening"'), 2, 'both n2 processes logged to n2.log');
+
+      // And it serves again: it reads what was written while it was down, and takes writes.
+      // (Polled: right after its restart, n2's view of the others may still be settling.)
+      await waitFor('n2 to serve doc:2 again', () => withClient(n2.resp, async (r) => (await r.get('doc:2')) === 'while n2 was down'), { timeoutMs: 30_000, intervalMs: 200 });
+      assert.equal(await withClient(n2.resp, (r) => r.set('doc:3', 'through n2 again')), 'OK');
+      assert.equal(await withClient(n1.resp, (r) => r.get('doc:3')), 'through n2 again');
+      await waitFor('n1 to see n2 alive', async () => (await aliveMembers(n1.admin)).includes('n2'), { timeoutMs: 30_000, intervalMs: 200 });
+      assert.ok(isRunning(n1.pid) && isRunning(n3.pid), 'n1 and n3 ran throughout');
+      assert.match(await cluster.banner, new RegExp(`kill -9 ${n2.pid} \\(n2\\)`), 'the banner says how to try a failure');
+
+      cluster.proc.kill('SIGTERM');
+      assert.equal(await cluster.exited, 0, cluster.stderr());
+      for (const pid of [n1.pid, back.pid!, n3.pid]) assert.equal(isRunning(pid), false, `pid ${pid} stopped`);
+      for (const m of members) assert.match(readFileSync(m.log, 'utf8'), /"msg":"stopped"/, `${m.id} closed cleanly`);
+    } finally {
+      if (cluster.proc.exitCode === null && cluster.proc.signalCode === null) cluster.proc.kill('SIGKILL');
+    }
+  });
+
+  it('a member that keeps exiting is left down after --restarts-max restarts in a row; the others keep serving', async () => {
+    const cluster = startLocalCluster(['--data', path.join(tmp.path, 'gives-up'), '--members', '2', ...freePortsArgs, '--restart-delay', '50', '--restarts-max', '2']);
+    try {
+      const [n1, n2] = (await cluster.ready) as [ReadyMember, ReadyMember];
+      assert.equal(await withClient(n1.resp, (r) => r.set('doc:1', 'kept')), 'OK');
+      // Every restart of n2 is killed as soon as it is spawned: each one exits quickly.
+      const afterReady = cluster.records.length;
+      const restartedPids: number[] = [];
+      cluster.onRecord((rec) => {
+        if (rec.msg === 'starting member' && rec.member === 'n2') {
+          restartedPids.push(rec.memberPid!);
+          process.kill(rec.memberPid!, 'SIGKILL');
+        }
+      });
+      process.kill(n2.pid, 'SIGKILL');
+      const down = await cluster.line((r) => r.msg === 'member keeps exiting; leaving it down' && r.member === 'n2', afterReady);
+      assert.equal(down.restartsInRow, 2);
+      assert.equal(restartedPids.length, 2, 'restarted twice, then left down');
+      assert.equal(down.memberPid, restartedPids[1]);
+      await cluster.stderrMatching(/member n2 \(pid \d+\) exited \(SIGKILL\) and each of its last 2 restart\(s\) exited within 30 s: leaving it down; the other members keep serving/);
+      assert.deepEqual(cluster.records.slice(afterReady).filter((r) => r.msg === 'member restarted'), [], 'no restart reached listening');
+
+      assert.equal(await withClient(n1.resp, (r) => r.get('doc:1')), 'kept', 'n1 still serves');
+      assert.ok(isRunning(n1.pid));
+      cluster.proc.kill('SIGTERM');
+      assert.equal(await cluster.exited, 1, 'a member was left down');
+      assert.match(cluster.stderr(), /member\(s\) left down after repeated exits: n2/);
+      assert.equal(isRunning(n1.pid), false);
+      assert.match(readFileSync(n1.log, 'utf8'), /"msg":"stopped"/, 'n1 closed cleanly');
+    } finally {
+      if (cluster.proc.exitCode === null && cluster.proc.signalCode === null) cluster.proc.kill('SIGKILL');
+    }
+  });
+
+  it('SIGTERM while a restarted member is still starting: it finishes starting, then stops cleanly (exit 0)', async () => {
+    const cluster = startLocalCluster(['--data', path.join(tmp.path, 'stop-starting'), '--members', '1', ...freePortsArgs, '--restart-delay', '0']);
+    try {
+      const [n1] = (await cluster.ready) as [ReadyMember];
+      const afterReady = cluster.records.length;
+      process.kill(n1.pid, 'SIGKILL');
+      const restart = await cluster.line((r) => r.msg === 'starting member' && r.member === 'n1', afterReady);
+      cluster.proc.kill('SIGTERM'); // the new process has only just been spawned
+      assert.equal(await cluster.exited, 0, cluster.stderr());
+      assert.equal(isRunning(restart.memberPid!), false);
+      const log = readFileSync(n1.log, 'utf8');
+      assert.equal(occurrences(log, '"msg":"listening"'), 2);
+      assert.equal(occurrences(log, '"msg":"stopped"'), 1, 'the restarted process closed cleanly (the killed one could not)');
+      assert.doesNotMatch(cluster.stderr(), /did not stop cleanly/);
+    } finally {
+      if (cluster.proc.exitCode === null && cluster.proc.signalCode === null) cluster.proc.kill('SIGKILL');
+    }
+  });
+
+  // A 30 s restart delay against a 20 s test timeout: the stop must cancel it, not wait it out.
+  it('SIGTERM during a restart delay cancels the restart and exits 0', { timeout: 20_000 }, async () => {
+    const cluster = startLocalCluster(['--data', path.join(tmp.path, 'stop-delay'), '--members', '1', ...freePortsArgs, '--restart-delay', '30000']);
+    try {
+      const [n1] = (await cluster.ready) as [ReadyMember];
+      const afterReady = cluster.records.length;
+      process.kill(n1.pid, 'SIGKILL');
+      const exit = await cluster.line((r) => r.msg === 'member exited unexpectedly; restarting it' && r.member === 'n1', afterReady);
+      assert.equal(exit.restartInMs, 30_000);
+      cluster.proc.kill('SIGTERM');
+      assert.equal(await cluster.exited, 0, cluster.stderr());
+      assert.deepEqual(cluster.records.slice(afterReady).filter((r) => r.msg === 'starting member'), [], 'no restart after the stop');
+      assert.equal(occurrences(readFileSync(n1.log, 'utf8'), '"msg":"listening"'), 1);
     } finally {
       if (cluster.proc.exitCode === null && cluster.proc.signalCode === null) cluster.proc.kill('SIGKILL');
     }

@@ -15,6 +15,7 @@ import { makeLimits } from '../src/common/limits.js';
 import { openLocalKv } from '../src/coordinator/index.js';
 import { noMetrics } from '../src/server/metrics.js';
 import { type RespServer, startRespServer } from '../src/server/resp/index.js';
+import { startNodeProcess, stopGracefully } from './helpers/process.js';
 import { RawClient, encodeCommand } from './helpers/resp.js';
 
 const run = promisify(execFile);
@@ -36,6 +37,19 @@ function client(): Redis {
 async function redisCli(...args: string[]): Promise<string> {
   const { stdout } = await run(redisCliPath, ['-p', String(port), ...args]);
   return stdout;
+}
+
+/** Field names of an INFO text that occur more than once, with their counts (none: {}). */
+function repeatedInfoFields(info: string): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const line of info.split('\r\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const name = line.slice(0, line.indexOf(':'));
+    assert.ok(name.length > 0, `INFO line without a field name: ${JSON.stringify(line)}`);
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  assert.ok(counts.size > 10, `INFO has fields: ${info}`);
+  return Object.fromEntries([...counts].filter(([, n]) => n > 1));
 }
 
 /** Runs redis-cli with `input` on stdin; resolves with its stdout when it exits. */
@@ -61,7 +75,8 @@ before(async () => {
     port: 0,
     logger: pino({ level: 'silent' }),
     metrics: noMetrics,
-    info: () => ({ ragkv_durability: 'commit' }),
+    // uptime_in_seconds is also a built-in field: the extra replaces its value, not a second line.
+    info: () => ({ ragkv_durability: 'commit', uptime_in_seconds: 12345 }),
   });
   port = server.port;
 });
@@ -367,6 +382,13 @@ describe('connection and server commands', () => {
     assert.ok(!server.includes('# Clients'));
   });
 
+  it('INFO names each field once; an extra field with a built-in name replaces its value', async () => {
+    const r = client();
+    const info = (await r.call('INFO', 'everything')) as string;
+    assert.deepEqual(repeatedInfoFields(info), {});
+    assert.match(info, /^uptime_in_seconds:12345\r$/m);
+  });
+
   it('CLIENT SETNAME, GETNAME, ID, INFO, LIST and SETINFO', async () => {
     const r = client();
     assert.equal(await r.client('GETNAME'), null);
@@ -525,6 +547,25 @@ describe('pipelining and ordering', () => {
       assert.equal(err, null);
       assert.deepEqual(v, values[j % values.length]);
     });
+  });
+});
+
+describe('INFO of a real `ragkv start` process', () => {
+  it('names each field once (uptime_in_seconds included)', { timeout: 60_000 }, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ragkv-info-'));
+    const node = await startNodeProcess(dataDir, ['--durability', 'none']);
+    const r = new Redis({ port: node.ports.resp, host: '127.0.0.1', retryStrategy: () => null, maxRetriesPerRequest: 0, lazyConnect: true });
+    try {
+      await r.connect();
+      const info = (await r.call('INFO', 'everything')) as string;
+      assert.deepEqual(repeatedInfoFields(info), {});
+      assert.match(info, /^uptime_in_seconds:\d+\r$/m);
+      assert.match(info, /^ragkv_durability:none\r$/m);
+    } finally {
+      r.disconnect();
+      assert.equal(await stopGracefully(node), 0);
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

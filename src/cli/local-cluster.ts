@@ -9,11 +9,19 @@
  * `{"msg":"cluster ready","members":[{id,pid,resp,grpc,admin,peer,dataDir,log}]}` on stdout
  * (the parseable twin of the banner) and prints the banner on stderr, like `ragkv start`.
  *
+ * A member that exits on its own once the cluster is ready (`kill -9`, a crash) is restarted on
+ * the same data directory and ports while the others keep serving, so failover can be tried
+ * by hand. Each restart is logged (`member exited unexpectedly; restarting it`, then
+ * `member restarted` with the new pid) and told on stderr. The delay doubles with each restart
+ * in a row (`--restart-delay`, up to 30 s); after `--restarts-max` restarts in a row that each
+ * exited within 30 s, the member is left down and this says so (RestartPolicy). A member that
+ * cannot start before the cluster is ready fails the start instead (exit 1).
+ *
  * SIGINT/SIGTERM: SIGTERM to every member, wait for them (SIGKILL after `--stop-timeout`),
- * exit 0 when all stopped cleanly. Members run in their own process group, so a Ctrl-C in
- * the terminal reaches only this process and each member gets exactly one signal (a second
- * one would make `ragkv start` exit without a clean close). A member that dies on its own
- * is named, the others are stopped, and the exit code is 1.
+ * exit 0 when all stopped cleanly. A member still starting (a restart) is let finish starting
+ * first, so it closes cleanly too; a pending restart is cancelled. Members run in their own
+ * process group, so a Ctrl-C in the terminal reaches only this process and each member gets
+ * exactly one signal (a second one would make `ragkv start` exit without a clean close).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
@@ -25,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { ArgvReader } from '../common/argv.js';
 import { durabilityModes, logLevels } from '../node/config.js';
 import { createLogger, type Logger } from '../node/logger.js';
+import { RestartPolicy, type RestartPolicyOptions } from './restart-policy.js';
 
 export interface LocalClusterArgs {
   dataDir: string;
@@ -38,6 +47,10 @@ export interface LocalClusterArgs {
   logLevel: string;
   readyTimeoutMs: number;
   stopTimeoutMs: number;
+  /** Delay before restarting a member that exited (doubles with each restart in a row). */
+  restartDelayMs: number;
+  /** Restarts in a row that each exit within `restartStableMs` before a member is left down. */
+  restartsMax: number;
   /** Extra `ragkv start` flags for every member (after `--`). */
   memberArgs: string[];
 }
@@ -54,6 +67,12 @@ export const localClusterDefaults = {
   logLevel: 'info',
   readyTimeoutMs: 60_000,
   stopTimeoutMs: 20_000,
+  restartDelayMs: 500,
+  /** The restart delay stops doubling here. */
+  restartDelayMaxMs: 30_000,
+  restartsMax: 5,
+  /** A member that ran this long before exiting was fine: its restarts in a row count from 0 again. */
+  restartStableMs: 30_000,
 } as const;
 
 /** The loopback address every member binds and advertises. */
@@ -82,10 +101,17 @@ Options:
   --log-level <level>      members' log level (default ${d.logLevel})
   --ready-timeout <ms>     how long to wait for the members to see each other (default ${d.readyTimeoutMs})
   --stop-timeout <ms>      on stop, SIGKILL members still running after this (default ${d.stopTimeoutMs})
+  --restart-delay <ms>     wait before restarting a member that exited; doubles with each
+                           restart in a row, up to ${d.restartDelayMaxMs / 1000} s (default ${d.restartDelayMs})
+  --restarts-max <n>       leave a member down after n restarts in a row that each exited
+                           within ${d.restartStableMs / 1000} s of starting (default ${d.restartsMax}; 0: never restart)
   -h, --help               this help
 
-Ctrl-C or SIGTERM stops every member cleanly. Exit codes: 0 stopped cleanly, 1 a member
-failed or did not stop cleanly, 2 usage error.
+A member that exits once the cluster is up (kill -9, a crash) is restarted on the same data
+and ports while the others keep serving; stderr and the JSON log say what happened, with the
+new pid. Ctrl-C or SIGTERM stops every member cleanly, one being restarted included.
+Exit codes: 0 stopped cleanly, 1 a member could not start, was left down after repeated
+exits, or did not stop cleanly, 2 usage error.
 `;
 }
 
@@ -109,6 +135,8 @@ export function parseLocalClusterArgs(argv: readonly string[], cwd: string = pro
     logLevel: d.logLevel,
     readyTimeoutMs: d.readyTimeoutMs,
     stopTimeoutMs: d.stopTimeoutMs,
+    restartDelayMs: d.restartDelayMs,
+    restartsMax: d.restartsMax,
     memberArgs: [],
   };
   const r = new ArgvReader(argv, (message) => new LocalClusterUsageError(message));
@@ -155,6 +183,12 @@ export function parseLocalClusterArgs(argv: readonly string[], cwd: string = pro
         break;
       case '--stop-timeout':
         a.stopTimeoutMs = intArg(take(), arg, 1, 3_600_000);
+        break;
+      case '--restart-delay':
+        a.restartDelayMs = intArg(take(), arg, 0, d.restartDelayMaxMs);
+        break;
+      case '--restarts-max':
+        a.restartsMax = intArg(take(), arg, 0, 1000);
         break;
       default:
         throw new LocalClusterUsageError(`unknown option '${r.raw}' (see ragkv local-cluster --help)`);
@@ -292,7 +326,10 @@ interface Member {
   durability: string;
   /** Last output lines (for error messages). */
   tail: string[];
+  /** When this process was spawned (Date.now()): how long it ran decides its restart. */
+  startedAtMs: number;
   listening: Promise<void>;
+  isListening: boolean;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   hasExited: boolean;
 }
@@ -314,7 +351,9 @@ function spawnMember(plan: MemberPlan, all: readonly MemberPlan[], args: LocalCl
     ports: { resp: plan.resp, grpc: plan.grpc, admin: plan.admin, peer: plan.peer },
     durability: args.durability ?? 'fsync',
     tail: [],
+    startedAtMs: Date.now(),
     listening: Promise.resolve(),
+    isListening: false,
     exited: Promise.resolve({ code: null, signal: null }),
     hasExited: false,
   };
@@ -352,6 +391,7 @@ function spawnMember(plan: MemberPlan, all: readonly MemberPlan[], args: LocalCl
       if (rec.resp && rec.grpc && rec.admin && rec.peer) {
         member.ports = { resp: rec.resp, grpc: rec.grpc, admin: rec.admin, peer: rec.peer };
         member.durability = rec.durability ?? member.durability;
+        member.isListening = true;
         onListening();
       }
     } catch {
@@ -403,6 +443,7 @@ function banner(members: readonly Member[], args: LocalClusterArgs): string {
     ...(members.length > 1 ? [`  redis-cli -p ${members[members.length - 1]!.ports.resp} get doc:1`] : []),
     `  curl http://${h}:${first.ports.admin}/cluster     (members, states, ring ownership)`,
     `  gRPC ${h}:${first.ports.grpc}, service ragkv.v1.RawKV (proto/ragkv/v1/rawkv.proto)`,
+    ...(members.length > 1 ? [`Try a failure: kill -9 ${members[1]!.pid} (${members[1]!.plan.id}); the others keep serving, and it is restarted on its data and ports.`] : []),
     'Press Ctrl-C to stop every member.',
     '',
   ].join('\n') + '\n';
@@ -448,6 +489,7 @@ export async function localClusterMain(argv: string[]): Promise<number> {
   const logger = createLogger('info');
   mkdirSync(args.dataDir, { recursive: true });
   const plan = await planMembers(args);
+  /** The current process of each member (a restart replaces its entry). */
   const members: Member[] = [];
 
   // Kill members left behind if this process dies abnormally (an exception, process.exit).
@@ -457,6 +499,7 @@ export async function localClusterMain(argv: string[]): Promise<number> {
   process.once('exit', killAll);
 
   let stopping = false;
+  let ready = false;
   let firstSignalAt = 0;
   let resolveStopRequest: (reason: string) => void = () => {};
   const stopRequested = new Promise<string>((resolve) => (resolveStopRequest = resolve));
@@ -478,13 +521,15 @@ export async function localClusterMain(argv: string[]): Promise<number> {
 
   let code = 0;
   let failure: string | null = null;
+  /** Members left down after repeated exits. */
+  const leftDown: string[] = [];
   try {
     for (const p of plan) members.push(spawnMember(p, plan, args, logger));
-    // A member that exits at any time ends the cluster (unless we are stopping it).
+    // Until the cluster is ready, a member that exits fails the start (unless we are stopping).
     const died = new Promise<never>((_, reject) => {
       for (const m of members) {
         void m.exited.then(({ code: c, signal }) => {
-          if (!stopping) reject(new Error(`member ${m.plan.id} (pid ${m.pid}) exited unexpectedly (${signal ?? `code ${c}`}); its last output (${m.plan.log}):\n${m.tail.join('\n')}`));
+          if (!stopping && !ready) reject(new Error(`member ${m.plan.id} (pid ${m.pid}) exited unexpectedly (${signal ?? `code ${c}`}); its last output (${m.plan.log}):\n${m.tail.join('\n')}`));
         });
       }
     });
@@ -499,6 +544,7 @@ export async function localClusterMain(argv: string[]): Promise<number> {
     } finally {
       timeout.cancel();
     }
+    ready = true;
     logger.info(
       {
         durability: members[0]!.durability,
@@ -508,7 +554,96 @@ export async function localClusterMain(argv: string[]): Promise<number> {
       'cluster ready',
     );
     process.stderr.write(banner(members, args));
-    await Promise.race([died, stop]);
+
+    // From here on a member that exits is restarted; the cluster ends on a signal, or when
+    // every member has been left down.
+    let resolveAllDown: () => void = () => {};
+    const allDown = new Promise<void>((resolve) => (resolveAllDown = resolve));
+    const restartOptions: RestartPolicyOptions = {
+      delayMs: args.restartDelayMs,
+      delayMaxMs: localClusterDefaults.restartDelayMaxMs,
+      restartsMax: args.restartsMax,
+      stableMs: localClusterDefaults.restartStableMs,
+    };
+    // Restart delays under way: a stop cancels them (and clears their timers, so nothing waits).
+    const pendingDelays = new Set<() => void>();
+    void stopRequested.then(() => {
+      for (const cancel of pendingDelays) cancel();
+    });
+    /** Resolves true after `ms`, or false as soon as a stop is requested. */
+    const waitUnlessStopped = (ms: number): Promise<boolean> =>
+      new Promise<boolean>((resolve) => {
+        if (stopping) return resolve(false);
+        const timer = setTimeout(() => {
+          pendingDelays.delete(cancel);
+          resolve(true);
+        }, ms);
+        const cancel = (): void => {
+          clearTimeout(timer);
+          pendingDelays.delete(cancel);
+          resolve(false);
+        };
+        pendingDelays.add(cancel);
+      });
+    const supervise = async (i: number): Promise<void> => {
+      const policy = new RestartPolicy(restartOptions);
+      for (;;) {
+        const m = members[i]!;
+        const { code: c, signal } = await m.exited;
+        if (stopping) return;
+        const ranMs = Date.now() - m.startedAtMs;
+        const how = signal ?? `code ${c}`;
+        const decision = policy.onExit(ranMs);
+        const fields = { member: m.plan.id, memberPid: m.pid, code: c, signal, ranMs, log: m.plan.log };
+        if (!decision.restart) {
+          leftDown.push(m.plan.id);
+          const why =
+            args.restartsMax === 0
+              ? 'restarts are off (--restarts-max 0)'
+              : `each of its last ${decision.restartsInRow} restart(s) exited within ${localClusterDefaults.restartStableMs / 1000} s`;
+          logger.error({ ...fields, restartsInRow: decision.restartsInRow, lastOutput: m.tail.slice(-5) }, 'member keeps exiting; leaving it down');
+          process.stderr.write(
+            `ragkv local-cluster: member ${m.plan.id} (pid ${m.pid}) exited (${how}) and ${why}: leaving it down` +
+              `${leftDown.length < members.length ? '; the other members keep serving' : ''}. Its last output (${m.plan.log}):\n${m.tail.slice(-5).join('\n')}\n`,
+          );
+          if (leftDown.length === members.length) resolveAllDown();
+          return;
+        }
+        logger.warn({ ...fields, restartInMs: decision.delayMs, restartsInRow: decision.restartsInRow }, 'member exited unexpectedly; restarting it');
+        process.stderr.write(
+          `ragkv local-cluster: member ${m.plan.id} (pid ${m.pid}) exited unexpectedly (${how}) after ${(ranMs / 1000).toFixed(1)} s; ` +
+            `restarting it in ${decision.delayMs} ms on the same data and ports (restart ${decision.restartsInRow} in a row, at most ${args.restartsMax})\n`,
+        );
+        if (!(await waitUnlessStopped(decision.delayMs)) || stopping) return;
+        // The same ports as before, also those first picked by the member itself (base port 0).
+        const again: MemberPlan = { ...m.plan, resp: m.ports.resp, grpc: m.ports.grpc, admin: m.ports.admin };
+        const next = spawnMember(again, plan, args, logger);
+        members[i] = next;
+        void next.listening.then(
+          () => {
+            if (stopping) return;
+            logger.info({ member: next.plan.id, pid: next.pid, host: localClusterHost, ...next.ports, restartsInRow: decision.restartsInRow }, 'member restarted');
+            process.stderr.write(`ragkv local-cluster: member ${next.plan.id} is serving again (pid ${next.pid}, RESP ${next.ports.resp})\n`);
+          },
+          () => {}, // exited before listening: the loop sees the exit
+        );
+      }
+    };
+    for (let i = 0; i < members.length; i++) {
+      supervise(i).catch((err: unknown) => {
+        // A restart that cannot even be spawned (its data directory is gone): say so, keep the others.
+        const message = err instanceof Error ? err.message : String(err);
+        leftDown.push(members[i]!.plan.id);
+        logger.error({ member: members[i]!.plan.id, err: message }, 'cannot restart member; leaving it down');
+        process.stderr.write(`ragkv local-cluster: cannot restart member ${members[i]!.plan.id}: ${message}; leaving it down\n`);
+        if (leftDown.length === members.length) resolveAllDown();
+      });
+    }
+    await Promise.race([stop, allDown]);
+    failure = `every member was left down after repeated exits (${leftDown.join(', ')})`;
+    logger.error({ members: leftDown }, 'every member is down; stopping');
+    process.stderr.write(`ragkv local-cluster: ${failure}\n`);
+    code = 1;
   } catch (err) {
     if (!(err instanceof StopRequested)) {
       failure = err instanceof Error ? err.message : String(err);
@@ -521,6 +656,10 @@ export async function localClusterMain(argv: string[]): Promise<number> {
   const unclean = await stopMembers(members, args.stopTimeoutMs, logger);
   if (unclean.length > 0 && failure === null) {
     process.stderr.write(`ragkv local-cluster: member(s) did not stop cleanly: ${unclean.join(', ')}\n`);
+    code = 1;
+  }
+  if (leftDown.length > 0 && failure === null) {
+    process.stderr.write(`ragkv local-cluster: member(s) left down after repeated exits: ${leftDown.join(', ')}\n`);
     code = 1;
   }
   process.off('SIGINT', onSignal);
@@ -536,15 +675,21 @@ class StopRequested extends Error {
   }
 }
 
-/** SIGTERM to each running member, SIGKILL after `graceMs`; returns the members that did not exit 0. */
+/**
+ * SIGTERM to each member still running, SIGKILL after `graceMs`; returns the members that did
+ * not exit 0. A member still starting (a restart) gets its signal once it listens, when
+ * `ragkv start` closes cleanly; members that had already exited (and were handled) are skipped.
+ */
 async function stopMembers(members: readonly Member[], graceMs: number, logger: Logger): Promise<string[]> {
   const results = await Promise.all(
     members.map(async (m) => {
-      if (!m.hasExited) m.child.kill('SIGTERM');
+      if (m.hasExited) return null;
       let timer: NodeJS.Timeout | undefined;
       const killed = new Promise<'killed'>((resolve) => {
         timer = setTimeout(() => resolve('killed'), graceMs);
       });
+      if (!m.isListening) await Promise.race([m.listening.catch(() => {}), killed]);
+      if (!m.hasExited) m.child.kill('SIGTERM');
       const first = await Promise.race([m.exited, killed]);
       clearTimeout(timer);
       if (first === 'killed') {

@@ -100,6 +100,10 @@ async function start(args: string[]): Promise<number> {
     return 2;
   }
   const logger = createLogger(config.logLevel);
+  // Signals are handled from before the node starts: a stop that arrives while it is starting
+  // (a supervisor such as local-cluster, systemd or Kubernetes stopping it) closes it cleanly
+  // once it has started, instead of the default action killing it half-way.
+  const stop = stopSignals(logger);
 
   let node: RunningNode;
   try {
@@ -108,6 +112,7 @@ async function start(args: string[]): Promise<number> {
     const { startNode } = await import('../node/node.js');
     node = await startNode(config, logger);
   } catch (err) {
+    stop.dispose();
     logger.fatal({ err }, 'start failed');
     process.stderr.write(`ragkv: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
@@ -119,36 +124,44 @@ async function start(args: string[]): Promise<number> {
   if (config.durability !== 'fsync') {
     logger.warn({ durability: config.durability }, 'durability is not fsync: acknowledged writes may be lost if the machine crashes');
   }
-  return untilSignal(node, logger);
+  const signal = await stop.requested;
+  logger.info({ signal }, 'shutting down (send the signal again to exit at once)');
+  let code = 0;
+  try {
+    await node.close();
+  } catch (err) {
+    logger.error({ err }, 'close failed');
+    code = 1;
+  }
+  stop.dispose();
+  return code;
 }
 
-/** Waits for SIGINT/SIGTERM, closes the node once; a second signal exits at once. */
-function untilSignal(node: RunningNode, logger: Logger): Promise<number> {
-  return new Promise<number>((resolve) => {
-    let closing = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (closing) {
-        logger.warn({ signal }, 'second signal: exiting without a clean close');
-        process.exit(128 + (os.constants.signals[signal] ?? 0));
-      }
-      closing = true;
-      logger.info({ signal }, 'shutting down (send the signal again to exit at once)');
-      const done = (code: number): void => {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        resolve(code);
-      };
-      node.close().then(
-        () => done(0),
-        (err: unknown) => {
-          logger.error({ err }, 'close failed');
-          done(1);
-        },
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+/**
+ * SIGINT/SIGTERM handling for `start`: `requested` resolves with the first signal; a second
+ * one exits at once, without a clean close. `dispose` removes the handlers.
+ */
+function stopSignals(logger: Logger): { requested: Promise<NodeJS.Signals>; dispose(): void } {
+  let first: NodeJS.Signals | null = null;
+  let resolveRequested: (signal: NodeJS.Signals) => void = () => {};
+  const requested = new Promise<NodeJS.Signals>((resolve) => (resolveRequested = resolve));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (first !== null) {
+      logger.warn({ signal }, 'second signal: exiting without a clean close');
+      process.exit(128 + (os.constants.signals[signal] ?? 0));
+    }
+    first = signal;
+    resolveRequested(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    requested,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
 /** The human "how to connect" text, for stderr. */

@@ -36,7 +36,6 @@ const pruneRecordsMax = 16;
 export async function startNode(config: NodeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
   const lock = acquireDataDirLock(config.dataDir);
-  const startedAt = Date.now();
   const store = openReplicaStore({ path: config.dataDir, limits: config.limits, durability: config.durability });
   const clustered = config.cluster.nodeId !== '';
   const hlc = nodeClock(store, systemClock, clustered ? murmur3(Buffer.from(config.cluster.nodeId)) : soloHlcNode, config.limits);
@@ -98,7 +97,6 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       info: () => {
         const s = store.stats();
         return {
-          uptime_in_seconds: Math.floor((Date.now() - startedAt) / 1000),
           ragkv_durability: config.durability,
           ragkv_data_dir: config.dataDir,
           ragkv_stored_bytes: s.bytes,

@@ -1,13 +1,13 @@
 /**
  * `ragkv bench`: runs workloads against ragkv and its peers (Redis, etcd), one target at a
  * time: starts the target's servers (installing Debian packages when missing), loads the data
- * set, runs each workload, stops the servers; then writes JSON, Markdown and SVG reports.
+ * set, runs each workload, stops the servers; then writes JSON, Markdown and SVG reports under
+ * `--out` and nowhere else (the tracked docs/bench-loadgen.svg only with `--copy-chart`).
  * With `--endpoint` it drives an already running server instead.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ArgvReader } from '../../src/common/argv.js';
 import { ALL_WORKLOAD_NAMES } from '../loadgen/workloads.js';
 import type { RunMeasurement } from '../loadgen/multiproc.js';
@@ -42,6 +42,8 @@ export interface BenchArgs {
   seed: number;
   verify: boolean;
   outDir: string;
+  /** Also copy the chart here (e.g. docs/bench-loadgen.svg); null: only under outDir. */
+  copyChart: string | null;
   workDir: string | null;
   ragkvArgs: string[];
 }
@@ -74,8 +76,10 @@ Options:
   --processes K        load-generator processes, each with its own connection (default 1)
   --seed N             seed of data sets and operation sequences (default 1)
   --verify             check every value read against its checksum of key and version
-  --out DIR            result directory (default bench-results); the chart is also copied
-                       to docs/bench-loadgen.svg
+  --out DIR            result directory (default bench-results); nothing is written elsewhere
+                       unless --copy-chart says so
+  --copy-chart FILE    also copy the chart to FILE, e.g. docs/bench-loadgen.svg to refresh
+                       the chart the docs show
   --work-dir DIR       where started servers keep their data (default: a temporary directory)
   --ragkv-arg ARG      extra flag for 'ragkv start' (repeatable), e.g. --ragkv-arg=--durability=commit
   -h, --help           this help
@@ -123,6 +127,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     seed: 1,
     verify: false,
     outDir: 'bench-results',
+    copyChart: null,
     workDir: null,
     ragkvArgs: [],
   };
@@ -189,6 +194,9 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       case '--out':
         a.outDir = take();
         break;
+      case '--copy-chart':
+        a.copyChart = take();
+        break;
       case '--work-dir':
         a.workDir = take();
         break;
@@ -209,16 +217,6 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
   }
   if (a.ops !== undefined && a.ops < a.processes) throw new UsageError(`--ops ${a.ops} is fewer than one operation per process (--processes ${a.processes})`);
   return a;
-}
-
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json of ragkv not found above the bench module');
-    dir = parent;
-  }
-  return dir;
 }
 
 /** Which initial data set a workload needs: workloads sharing one need to load it once per target. */
@@ -359,9 +357,10 @@ export async function benchMain(argv: string[]): Promise<number> {
   process.off('SIGTERM', onSignal);
   if (ownWorkDir) rmSync(workDir, { recursive: true, force: true });
 
-  const files = writeReport(report, path.resolve(args.outDir), report.runs.length > 0 && !args.endpoints ? path.join(packageRoot(), 'docs', 'bench-loadgen.svg') : null);
+  const files = writeReport(report, path.resolve(args.outDir), args.copyChart === null ? null : path.resolve(args.copyChart));
   process.stdout.write(markdownTable(report.runs));
-  log(`results: ${files.json}\n         ${files.md}\n         ${files.svg}${files.docsSvg ? `\n         ${files.docsSvg}` : ''}`);
+  log(`results: ${files.json}\n         ${files.md}\n         ${files.svg}${files.chartCopy ? `\n         ${files.chartCopy} (copy of the chart)` : ''}`);
+  if (args.copyChart !== null && files.chartCopy === null) log(`no run succeeded: the chart was not copied to ${args.copyChart}`);
   if (report.failures.length > 0) {
     log(`${report.failures.length} run(s) failed:`);
     for (const f of report.failures) log(`  ${f.workload} on ${f.target}: ${f.error.split('\n')[0]}`);

@@ -14,8 +14,12 @@
  * A warm-up period (by time) comes first; its operations are run but not recorded. The
  * measured part ends after `durationMs` or after `ops` operations, whichever is given (both:
  * whichever comes first). Failed operations are counted by kind and not put in histograms.
+ *
+ * Time comes from an injected Clock (`clock`; default `loadgenClock`, real time), so tests
+ * run the driver on simulated time and assert exact durations, counts and latencies.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Clock } from '../../src/common/clock.js';
 import { LatencyHistogram } from './histogram.js';
 import type { Target } from './target.js';
 import type { OperationSource } from './workloads.js';
@@ -32,7 +36,22 @@ export interface DriverOptions {
   warmupMs?: number;
   /** Called once when the warm-up ends and once when the measured part ends (before draining). */
   onPhase?: (phase: 'measure' | 'drain') => void;
+  /** Where time comes from (default `loadgenClock`); tests pass a simulated clock. */
+  clock?: Clock;
 }
+
+/**
+ * Real time for the load generator: sub-millisecond `this.clock.nowMs()` (latencies are
+ * recorded in microseconds) on the Unix epoch, and timers that keep the process alive, since
+ * an open loop waiting for its next send has nothing else pending.
+ */
+export const loadgenClock: Clock = {
+  nowMs: () => performance.timeOrigin + performance.now(),
+  setTimer(delayMs, fn) {
+    const t = setTimeout(fn, delayMs);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
 
 /** How well an open loop kept to its schedule. */
 export interface ScheduleStats {
@@ -106,6 +125,7 @@ export class Driver {
   private warmupErrors = 0;
   private lastCompletionMs = 0;
   private warmupEndMs = 0;
+  private readonly clock: Clock;
 
   constructor(
     private readonly target: Target,
@@ -119,10 +139,11 @@ export class Driver {
     if (durationMs !== undefined && !(durationMs > 0)) throw new RangeError(`'durationMs' must be positive, got ${durationMs}`);
     if (ops !== undefined && !(Number.isSafeInteger(ops) && ops > 0)) throw new RangeError(`'ops' must be a positive integer, got ${ops}`);
     if (warmupMs !== undefined && !(warmupMs >= 0)) throw new RangeError(`'warmupMs' must be >= 0, got ${warmupMs}`);
+    this.clock = options.clock ?? loadgenClock;
   }
 
   async run(): Promise<DriverResult> {
-    const t0 = performance.now();
+    const t0 = this.clock.nowMs();
     this.warmupEndMs = t0 + (this.options.warmupMs ?? 0);
     this.lastCompletionMs = this.warmupEndMs;
     const schedule = this.options.ratePerSec === undefined ? null : await this.openLoop(t0, this.options.ratePerSec);
@@ -188,7 +209,7 @@ export class Driver {
   }
 
   private complete(measured: boolean): number {
-    const now = performance.now();
+    const now = this.clock.nowMs();
     if (measured) {
       this.live.completed++;
       if (now > this.lastCompletionMs) this.lastCompletionMs = now;
@@ -203,9 +224,9 @@ export class Driver {
     const opsMax = this.options.ops ?? Infinity;
     let issued = 0;
     const worker = async (): Promise<void> => {
-      let lastYieldMs = performance.now();
+      let lastYieldMs = this.clock.nowMs();
       for (;;) {
-        const start = performance.now();
+        const start = this.clock.nowMs();
         const measured = start >= this.warmupEndMs;
         if (measured) {
           this.enterMeasure();
@@ -219,7 +240,7 @@ export class Driver {
         if (start - lastYieldMs >= YIELD_EVERY_MS) {
           // An op that resolves without I/O would otherwise starve timers (progress, other workers' clocks).
           await yieldToLoop();
-          lastYieldMs = performance.now();
+          lastYieldMs = this.clock.nowMs();
         }
       }
     };
@@ -240,7 +261,7 @@ export class Driver {
     let slotsWereFull = false;
 
     for (;;) {
-      const now = performance.now();
+      const now = this.clock.nowMs();
       let intended = t0 + next * intervalMs;
       let done = false;
       while (intended <= now + SEND_AHEAD_MS) {
@@ -256,7 +277,7 @@ export class Driver {
           slotsWereFull = true;
           break;
         }
-        const sendMs = performance.now();
+        const sendMs = this.clock.nowMs();
         const lagMs = sendMs - intended;
         if (measured) {
           measuredIssued++;
@@ -280,20 +301,22 @@ export class Driver {
       }
       if (outstanding < maxOutstanding) slotsWereFull = false;
       if (done) break;
-      if (performance.now() >= endMs) {
+      if (this.clock.nowMs() >= endMs) {
         // Due but never sent: the target kept every slot busy until the end.
         stats.unsent = Math.max(0, Math.ceil((endMs - Math.max(intended, this.warmupEndMs)) / intervalMs));
         break;
       }
       if (outstanding >= maxOutstanding) {
+        // Whatever falls due before a slot frees waits for it (the target's delay, not the client's).
+        slotsWereFull = true;
         await new Promise<void>((resolve) => (slotFreed = resolve));
       } else {
-        const waitMs = Math.max(0, intended - performance.now() - SEND_AHEAD_MS);
+        const waitMs = Math.max(0, intended - this.clock.nowMs() - SEND_AHEAD_MS);
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, waitMs);
+          const timer = this.clock.setTimer(waitMs, resolve);
           // Let a freed slot also wake us: it may matter when the schedule is behind.
           slotFreed = () => {
-            clearTimeout(timer);
+            timer.cancel();
             resolve();
           };
         });

@@ -1,7 +1,8 @@
 /**
  * Reports of `ragkv bench`: one JSON file per run under the output directory, a Markdown table
  * of ragkv / peer ratios, and a hand-written SVG chart (throughput per workload and target,
- * and latency percentiles), also copied to docs/bench-loadgen.svg for the docs to link.
+ * and latency percentiles). The chart is copied elsewhere (docs/bench-loadgen.svg, for the
+ * docs to link) only when the caller names the copy.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -304,10 +305,11 @@ export function fileStamp(iso: string): string {
 }
 
 /**
- * Writes `loadgen-<stamp>.json`, `.md` and `.svg` under `outDir` and copies the SVG to
- * `docsSvgPath` (when given). Returns the paths written.
+ * Writes `loadgen-<stamp>.json`, `.md` and `.svg` under `outDir`, and nothing else unless
+ * `chartCopyPath` is given: then the SVG is also copied there (when there is a run to chart).
+ * Returns the paths written.
  */
-export function writeReport(report: BenchReport, outDir: string, docsSvgPath: string | null): { json: string; md: string; svg: string; docsSvg: string | null } {
+export function writeReport(report: BenchReport, outDir: string, chartCopyPath: string | null = null): { json: string; md: string; svg: string; chartCopy: string | null } {
   mkdirSync(outDir, { recursive: true });
   const base = path.join(outDir, `loadgen-${fileStamp(report.startedAt)}`);
   const json = `${base}.json`;
@@ -316,11 +318,11 @@ export function writeReport(report: BenchReport, outDir: string, docsSvgPath: st
   writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
   writeFileSync(md, markdownReport(report));
   writeFileSync(svg, svgChart(report.runs, `ragkv bench ${report.startedAt.slice(0, 10)}: ${report.machine.nproc} cores, ${report.machine.cpuModel}`));
-  let docsSvg: string | null = null;
-  if (docsSvgPath && report.runs.length > 0) {
-    mkdirSync(path.dirname(docsSvgPath), { recursive: true });
-    copyFileSync(svg, docsSvgPath);
-    docsSvg = docsSvgPath;
+  let chartCopy: string | null = null;
+  if (chartCopyPath !== null && report.runs.length > 0) {
+    mkdirSync(path.dirname(chartCopyPath), { recursive: true });
+    copyFileSync(svg, chartCopyPath);
+    chartCopy = chartCopyPath;
   }
-  return { json, md, svg, docsSvg };
+  return { json, md, svg, chartCopy };
 }

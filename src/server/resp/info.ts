@@ -34,6 +34,20 @@ export function infoText(c: Connection, requested: string[]): string {
   return parts.join('\r\n');
 }
 
+/**
+ * `lines` (`name:value`) with the extra fields: an extra with a built-in's name replaces that
+ * line's value in place, so each field appears once whoever supplies it.
+ */
+function withExtraFields(lines: string[], extra: Record<string, string | number>): string[] {
+  const fields = new Map<string, string>();
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    fields.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  for (const [k, v] of Object.entries(extra)) fields.set(k, String(v).replace(/[\r\n]+/g, ' '));
+  return [...fields].map(([k, v]) => `${k}:${v}`);
+}
+
 function sectionLines(c: Connection, section: string): string[] {
   const s = c.server;
   switch (section) {
@@ -50,9 +64,7 @@ function sectionLines(c: Connection, section: string): string[] {
         `uptime_in_seconds:${uptimeS}`,
         `uptime_in_days:${Math.floor(uptimeS / 86400)}`,
       ];
-      const extra = s.info?.() ?? {};
-      for (const [k, v] of Object.entries(extra)) lines.push(`${k}:${String(v).replace(/[\r\n]+/g, ' ')}`);
-      return lines;
+      return withExtraFields(lines, s.info?.() ?? {});
     }
     case 'clients':
       return [`connected_clients:${s.clients.size}`, `maxclients:${s.limits.connectionsMax}`, 'blocked_clients:0'];
