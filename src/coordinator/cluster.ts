@@ -23,10 +23,10 @@ import { globMatch, resolveByteRange } from '../compute/index.js';
 import { murmur3 } from '../cluster/hash.js';
 import type { Ring } from '../cluster/ring.js';
 import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
-import type { ItemBatchInput } from '../compute/vector-items.js';
+import { type ItemBatchInput, ITEM_BATCH_HEADER_BYTES, appendMayBreakList, firstBatchBytes } from '../compute/vector-items.js';
 import { checkShape } from '../compute/vector-search.js';
 import { mergeTopK } from '../compute/topk.js';
-import { encodeBatch, encodeDeletes, itemCount, itemRange, liveSet, vaddSegment } from './vectors.js';
+import { checkAppend, checkAppends, encodeBatch, encodeDeletes, itemCount, itemRange, liveSet, vaddSegment } from './vectors.js';
 import { HybridClock } from '../storage/hlc.js';
 import { encodeRecord } from '../storage/record-codec.js';
 import { type Record, emptyRecord, expire, merge, opIdBytes, view } from '../storage/record.js';
@@ -504,10 +504,21 @@ export class ClusterCoordinator implements KvApi {
     return { ns, key: Buffer.from(key), delta };
   }
 
+  /**
+   * The start of a key's value for the APPEND guard, read at the read level: 16 bytes, then the
+   * first batch only when they start like one. Null when the key holds no value.
+   */
+  private async valueHead(ns: string, key: Buffer): Promise<Buffer | null> {
+    const header = await this.getRange(ns, key, 0, ITEM_BATCH_HEADER_BYTES - 1);
+    const n = firstBatchBytes(header);
+    return header.length === 0 ? null : n === 0 ? header : this.getRange(ns, key, 0, n - 1);
+  }
+
   async append(ns: string, key: Buffer, bytes: Buffer): Promise<number> {
     this.checks.namespace(ns);
     this.checks.key(key);
     this.checks.value(bytes);
+    if (appendMayBreakList(bytes)) checkAppend(key, await this.valueHead(ns, key), bytes); // a list stays a list
     const [r] = await this.replicate(ns, [this.appendItem(ns, key, bytes)], this.consistency.write);
     return r!.size;
   }
@@ -519,6 +530,8 @@ export class ClusterCoordinator implements KvApi {
       this.checks.key(p.key);
       this.checks.value(p.value);
     }
+    const heads = await Promise.all(pairs.map((p) => (appendMayBreakList(p.value) ? this.valueHead(ns, p.key) : null)));
+    checkAppends(pairs, (i) => heads[i]!);
     const results = await this.replicate(ns, pairs.map((p) => this.appendItem(ns, p.key, p.value)), this.consistency.write);
     return results.map((r) => r.size);
   }

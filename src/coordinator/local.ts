@@ -10,7 +10,7 @@ import { invalidArgument } from '../common/errors.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
 import type { ItemBatchInput } from '../compute/vector-items.js';
 import { LiveItems, checkShape, listBatches, searchLists } from '../compute/vector-search.js';
-import { encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
+import { checkAppend, checkAppends, encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
 import { compactNow } from '../replica/store.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { type Clock, HybridClock, systemClock } from '../storage/hlc.js';
@@ -244,7 +244,10 @@ export class LocalCoordinator implements KvApi {
     const id = this.writeNs(ns);
     const d = this.appendDelta(bytes);
     const now = this.clock.nowMs();
-    return this.store.write(() => this.store.apply(id, key, d, now).size);
+    return this.store.write(() => {
+      checkAppend(key, this.store.firstValuePiece(id, key, now), bytes); // a list stays a list
+      return this.store.apply(id, key, d, now).size;
+    });
   }
 
   async appendMany(ns: string, pairs: KvPair[]): Promise<number[]> {
@@ -256,7 +259,10 @@ export class LocalCoordinator implements KvApi {
     const id = this.writeNs(ns);
     const deltas = pairs.map((p) => this.appendDelta(p.value));
     const now = this.clock.nowMs();
-    return this.store.write(() => pairs.map((p, i) => this.store.apply(id, p.key, deltas[i]!, now).size));
+    return this.store.write(() => {
+      checkAppends(pairs, (i) => this.store.firstValuePiece(id, pairs[i]!.key, now)); // before any write
+      return pairs.map((p, i) => this.store.apply(id, p.key, deltas[i]!, now).size);
+    });
   }
 
   async del(ns: string, keys: Buffer[]): Promise<number> {

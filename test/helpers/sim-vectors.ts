@@ -1,0 +1,46 @@
+/**
+ * A small simulated cluster of cluster coordinators over memory replica stores, for vector
+ * tests: every member coordinates and serves its replica channel; `run` drives simulated
+ * time until a promise settles.
+ */
+import assert from 'node:assert/strict';
+import { Random } from '../../src/common/random.js';
+import { makeLimits } from '../../src/common/limits.js';
+import { Ring } from '../../src/cluster/ring.js';
+import { SimClock, SimNetwork } from '../../testing/sim/index.js';
+import { ClusterCoordinator } from '../../src/coordinator/cluster.js';
+import { MemoryReplicaStore } from '../../src/replica/memory-store.js';
+import { ReplicaService } from '../../src/replica/service.js';
+
+export function simVectorCluster(options: { members: number; replicas: number; seed?: number }) {
+  const seed = options.seed ?? 3;
+  const clock = new SimClock({ startMs: 1_700_000_000_000 });
+  const net = new SimNetwork(clock, new Random(seed), { delayMsMin: 1, delayMsMax: 3, lossRate: 0, duplicateRate: 0 });
+  const ids = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
+  const ring = new Ring(ids.map((id) => ({ id })), { replicas: options.replicas, vnodes: 64 });
+  const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
+  // A view that has not noticed anything yet: every member looks alive.
+  const view = { ring: () => ring, isAlive: () => true, aliveMembers: () => ids };
+  const coords = new Map(
+    ids.map((id) => {
+      const t = net.transport(id);
+      new ReplicaService(stores.get(id)!, clock, t);
+      const kv = new ClusterCoordinator({ self: id, transport: t, clock, random: new Random(1), store: stores.get(id)!, view, limits: makeLimits(), requestTimeoutMs: 100, readRepairChance: 0 });
+      return [id, kv];
+    }),
+  );
+  const run = async <T>(p: Promise<T> | T): Promise<T> => {
+    let out: { v?: T; e?: unknown } | null = null;
+    Promise.resolve(p).then((v) => (out = { v }), (e) => (out = { e }));
+    await clock.runUntilTrue(() => out !== null, 10_000);
+    assert.ok(out !== null, 'operation did not settle');
+    const o = out as { v?: T; e?: unknown };
+    if (o.e) throw o.e;
+    return o.v as T;
+  };
+  /** The key's replicas, primary first. */
+  const replicasOf = (key: Buffer) => ring.replicasFor('default', key);
+  /** A member that holds no replica of `key` (its coordinator reads over the network). */
+  const nonReplicaOf = (key: Buffer) => ids.find((id) => !replicasOf(key).includes(id));
+  return { clock, net, ring, stores, coords, ids, run, replicasOf, nonReplicaOf };
+}
