@@ -6,7 +6,7 @@
 import { KvError, invalidArgument } from '../common/errors.js';
 import { type ElementType, type ItemBatch, listShape, parseSegments } from './vector-items.js';
 import { type Metric, scoreSegments } from './vector-score.js';
-import { type KeyedHit, checkK } from './topk.js';
+import { type KeyedHit, checkK, mergeTopK } from './topk.js';
 
 export interface VectorSearchRequest {
   keys: Buffer[];
@@ -33,9 +33,25 @@ export interface VectorHit {
 
 export interface VectorSearchResult {
   hits: VectorHit[];
-  /** True when some keys could not be searched in time (listed in `skippedKeys`). */
+  /**
+   * True when some keys were not searched (listed in `skippedKeys`): their replica did not
+   * answer in time, or the key holds a value that is not a readable posting list.
+   */
   degraded: boolean;
   skippedKeys: Buffer[];
+}
+
+/** A list that a search could not read (a value that is not a posting list, or a broken one). */
+export interface UnreadableList {
+  key: Buffer;
+  /** The WRONG_TYPE message that names the key and the problem. */
+  reason: string;
+}
+
+/** What a holder's search of its lists found: its best hits, and the lists it could not read. */
+export interface ListSearchResult {
+  hits: VectorHit[];
+  unreadable: UnreadableList[];
 }
 
 /** One list as its holder sees it. */
@@ -59,21 +75,34 @@ export function listBatches(key: Buffer, pieces: Buffer[]): ItemBatch[] {
   }
 }
 
-/** Searches every list and returns the k best hits over all of them (copies, not views). */
+/**
+ * Searches every list and returns the k best hits over all of them (copies, not views). A list
+ * that is not a readable posting list is skipped and reported in `unreadable`, so one broken
+ * list does not fail a search over many; `finishSearch` decides what the caller sees.
+ */
 export async function searchLists(
   lists: ListSource[],
   req: VectorSearchRequest,
   yieldFn: () => Promise<void> = setImmediateYield,
-): Promise<VectorHit[]> {
+): Promise<ListSearchResult> {
   checkK(req.k);
   const perList: KeyedHit[][] = [];
+  const unreadable: UnreadableList[] = [];
   for (const list of lists) {
-    if (!list.pieces) continue;
+    const pieces = list.pieces; // a getter may read the store: once
+    if (!pieces) continue;
     if (req.filter) {
       const v = list.field(req.filter.field);
       if (!v || !v.equals(req.filter.value)) continue;
     }
-    const batches = listBatches(list.key, list.pieces);
+    let batches: ItemBatch[];
+    try {
+      batches = listBatches(list.key, pieces);
+    } catch (err) {
+      if (!(err instanceof KvError) || err.code !== 'WRONG_TYPE') throw err;
+      unreadable.push({ key: list.key, reason: err.message });
+      continue;
+    }
     const r = await scoreSegments(batches, req.query, req.metric, req.k, {
       yieldFn,
       ...(req.payloadPrefix ? { filterPayloadPrefix: req.payloadPrefix } : {}),
@@ -93,7 +122,35 @@ export async function searchLists(
   // is for answers from several replicas).
   const all = perList.flat() as VectorHit[];
   all.sort((a, b) => a.distance - b.distance || Buffer.compare(a.key, b.key) || Buffer.compare(a.id, b.id));
-  return all.length > req.k ? all.slice(0, req.k) : all;
+  return { hits: all.length > req.k ? all.slice(0, req.k) : all, unreadable };
+}
+
+/**
+ * The answer to a search from its parts: each holder's `searchLists` result (or its decoded
+ * reply) and the keys that no replica answered for in time. Merges the hits into the k best;
+ * unreachable and unreadable keys are skipped and make the answer degraded. When every key
+ * named is unreadable, there is nothing to degrade from: throws WRONG_TYPE with the first
+ * list's reason (so a search of one key that is not a list fails as before).
+ */
+export function finishSearch(req: VectorSearchRequest, parts: readonly ListSearchResult[], unreachable: readonly Buffer[]): VectorSearchResult {
+  const hits = mergeTopK(parts.map((p) => p.hits), req.k) as VectorHit[];
+  const skippedKeys = unreachable.slice();
+  let unreadable: Set<string> | null = null;
+  let first: UnreadableList | null = null;
+  for (const p of parts) {
+    for (const u of p.unreadable) {
+      const name = u.key.toString('latin1');
+      if ((unreadable ??= new Set()).has(name)) continue;
+      unreadable.add(name);
+      first ??= u;
+      skippedKeys.push(u.key);
+    }
+  }
+  if (unreadable !== null && first !== null && req.keys.every((k) => unreadable.has(k.toString('latin1')))) {
+    const more = unreadable.size - 1;
+    throw new KvError('WRONG_TYPE', more > 0 ? `${first.reason}; ${more} more ${more === 1 ? 'key holds' : 'keys hold'} no readable list either` : first.reason);
+  }
+  return { hits, degraded: skippedKeys.length > 0, skippedKeys };
 }
 
 /** A live item of a list, in append order. */

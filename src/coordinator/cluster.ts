@@ -24,8 +24,7 @@ import { murmur3 } from '../cluster/hash.js';
 import type { Ring } from '../cluster/ring.js';
 import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
 import { type ItemBatchInput, ITEM_BATCH_HEADER_BYTES, appendMayBreakList, firstBatchBytes } from '../compute/vector-items.js';
-import { checkShape } from '../compute/vector-search.js';
-import { mergeTopK } from '../compute/topk.js';
+import { checkShape, finishSearch } from '../compute/vector-search.js';
 import { checkAppend, checkAppends, encodeBatch, encodeDeletes, itemCount, itemRange, liveSet, vaddSegment } from './vectors.js';
 import { HybridClock } from '../storage/hlc.js';
 import { encodeRecord } from '../storage/record-codec.js';
@@ -755,7 +754,8 @@ export class ClusterCoordinator implements KvApi {
   /**
    * Each key is searched at one replica, chosen by load: this node when it holds a copy,
    * else the live replica with the fewest searches in flight. Each replica returns its top-k;
-   * a replica that fails to answer in time makes the answer degraded, naming its keys.
+   * a replica that fails to answer in time makes the answer degraded, naming its keys, and so
+   * does a list a replica cannot read (finishSearch).
    */
   async vsearch(ns: string, request: VectorSearchRequest): Promise<VectorSearchResult> {
     this.checks.namespace(ns);
@@ -787,19 +787,18 @@ export class ClusterCoordinator implements KvApi {
           const reply = await this.transport.request(node, Channel.replica, encodeVectorSearch(ns, sub), this.timeoutMs);
           return decodeVectorSearchReply(reply);
         } catch (err) {
-          // The replica's own verdict on the request (bad query, not a list) is the answer;
+          // The replica's own verdict on the request (a bad query) is the answer;
           // a replica that did not answer in time is skipped.
           if (err instanceof TransportError && err.code === 'REMOTE') throw new KvError('INVALID_ARGUMENT', err.message);
           if (!(err instanceof TransportError)) throw err;
           skipped.push(...keys);
-          return [];
+          return { hits: [], unreadable: [] };
         } finally {
           this.searchesInFlight.set(node, (this.searchesInFlight.get(node) ?? 1) - 1);
         }
       }),
     );
-    const hits = mergeTopK(lists, request.k).map((h) => ({ ...h, key: h.key as Buffer }));
-    return { hits, degraded: skipped.length > 0, skippedKeys: skipped };
+    return finishSearch(request, lists, skipped);
   }
 
   hmgetMany(ns: string, keys: Buffer[], fields: Buffer[]): MaybePromise<(Buffer | null)[][]> {

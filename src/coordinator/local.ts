@@ -9,7 +9,7 @@ import type { Limits } from '../common/limits.js';
 import { invalidArgument } from '../common/errors.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
 import type { ItemBatchInput } from '../compute/vector-items.js';
-import { LiveItems, checkShape, listBatches, searchLists } from '../compute/vector-search.js';
+import { LiveItems, checkShape, finishSearch, listBatches, searchLists } from '../compute/vector-search.js';
 import { checkAppend, checkAppends, encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
 import { compactNow } from '../replica/store.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
@@ -521,7 +521,7 @@ export class LocalCoordinator implements KvApi {
     for (const k of request.keys) this.checkKey(k);
     const id = this.readNs(ns);
     const { store, clock } = this;
-    const hits = await searchLists(
+    const found = await searchLists(
       request.keys.map((key) => ({
         key,
         // Read when searched: a search yields between lists, and a list read then is current.
@@ -532,7 +532,7 @@ export class LocalCoordinator implements KvApi {
       })),
       request,
     );
-    return { hits, degraded: false, skippedKeys: [] };
+    return finishSearch(request, [found], []);
   }
 
   hmgetMany(ns: string, keys: Buffer[], fields: Buffer[]): (Buffer | null)[][] {

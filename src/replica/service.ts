@@ -11,7 +11,7 @@ import type { ApplyItem, ApplyResult, ReplicaStore } from './store.js';
 import { WireReader, WireWriter } from './wire.js';
 import { parseMetric } from '../compute/vector-score.js';
 import { float32FromBytes } from '../compute/vector-items.js';
-import { searchLists, type VectorHit, type VectorSearchRequest } from '../compute/vector-search.js';
+import { type ListSearchResult, type VectorHit, type VectorSearchRequest, searchLists } from '../compute/vector-search.js';
 
 const opWrite = 1;
 const opRead = 2;
@@ -46,7 +46,25 @@ function decodeVectorSearch(r: WireReader): { ns: string; req: VectorSearchReque
   return { ns, req: { keys, query, k, metric, withPayloads, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) } };
 }
 
-export function decodeVectorSearchReply(buf: Buffer): VectorHit[] {
+/**
+ * A replica's search reply: u32 n, then n hits (key, id, f64 distance, f64 score, u8 payload
+ * tag: 0 none asked, 1 none, 2 bytes follow); then u32 m, then m lists it could not read (key,
+ * reason), which the coordinator reports as skipped (internode protocol 3).
+ */
+export function encodeVectorSearchReply(result: ListSearchResult): Buffer {
+  const w = new WireWriter().u32(result.hits.length);
+  for (const h of result.hits) {
+    w.bytes(h.key).bytes(h.id).f64(h.distance).f64(h.score);
+    if (h.payload === undefined) w.u8(0);
+    else if (h.payload === null) w.u8(1);
+    else w.u8(2).bytes(h.payload);
+  }
+  w.u32(result.unreadable.length);
+  for (const u of result.unreadable) w.bytes(u.key).str(u.reason);
+  return w.done();
+}
+
+export function decodeVectorSearchReply(buf: Buffer): ListSearchResult {
   const r = new WireReader(buf);
   const n = r.u32();
   const hits: VectorHit[] = [];
@@ -58,12 +76,15 @@ export function decodeVectorSearchReply(buf: Buffer): VectorHit[] {
     const has = r.u8();
     hits.push({ key, id, distance, score, ...(has === 2 ? { payload: r.bytes() } : has === 1 ? { payload: null } : {}) });
   }
+  const m = r.u32();
+  const unreadable: ListSearchResult['unreadable'] = [];
+  for (let i = 0; i < m; i++) unreadable.push({ key: r.bytes(), reason: r.str() });
   r.end();
-  return hits;
+  return { hits, unreadable };
 }
 
 /** Runs a vector search over this replica's copies of the lists. */
-export async function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSearchRequest, nowMs: number): Promise<VectorHit[]> {
+export async function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSearchRequest, nowMs: number): Promise<ListSearchResult> {
   return searchLists(req.keys.map((k) => store.listSource(ns, k, nowMs)), req);
 }
 
@@ -170,16 +191,7 @@ export class ReplicaService {
     }
     if (op === opVectorSearch) {
       const { ns, req } = decodeVectorSearch(r);
-      return localVectorSearch(this.store, ns, req, this.clock.nowMs()).then((hits) => {
-        const w = new WireWriter().u32(hits.length);
-        for (const h of hits) {
-          w.bytes(h.key).bytes(h.id).f64(h.distance).f64(h.score);
-          if (h.payload === undefined) w.u8(0);
-          else if (h.payload === null) w.u8(1);
-          else w.u8(2).bytes(h.payload);
-        }
-        return w.done();
-      });
+      return localVectorSearch(this.store, ns, req, this.clock.nowMs()).then(encodeVectorSearchReply);
     }
     throw new RangeError(`unknown replica op ${op}`);
   }
