@@ -367,6 +367,19 @@ test('mergeTopK keeps one copy of a (key, id) reported by several replicas, best
   assert.equal(mergeTopK([[hit('k', 'a', 1)]], 5).length, 1);
 });
 
+test('mergeTopK keeps each id once at its best (ties: lowest key) so k distinct ids come out; allCopies keeps each (key, id)', () => {
+  const hit = (key: string, id: string, distance: number): KeyedHit => ({ key, id: Buffer.from(id), distance, score: -distance });
+  const lists = [
+    [hit('p3', 's', 1), hit('p3', 't', 2), hit('p3', 'u', 2.5)],
+    [hit('p1', 's', 1), hit('p1', 't', 1.5), hit('p1', 'v', 3)],
+    [hit('p2', 't', 4), hit('p2', 'w', 5)],
+  ];
+  const names = (hs: KeyedHit[]) => hs.map((h) => `${h.key}/${h.id}:${h.distance}`);
+  assert.deepEqual(names(mergeTopK(lists, 4)), ['p1/s:1', 'p1/t:1.5', 'p3/u:2.5', 'p1/v:3']);
+  assert.deepEqual(names(mergeTopK(lists, 4, { allCopies: true })), ['p1/s:1', 'p3/s:1', 'p1/t:1.5', 'p3/t:2']);
+  assert.deepEqual(names(mergeTopK([...lists].reverse(), 1)), ['p1/s:1'], 'the tie goes to the lowest key whatever the order');
+});
+
 /** Brute force over a list with the same delete rule, for comparison. */
 function bruteForce(parts: { items?: VectorItemInput[]; deletes?: Buffer[] }[], q: Float32Array, metric: Metric, k: number, prefix?: Buffer) {
   const live: { id: string; v: ArrayLike<number>; payload?: Buffer; pos: number }[] = [];

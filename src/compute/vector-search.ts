@@ -4,9 +4,9 @@
  * k best hits leave. Also the item views of a list (count, items i..j) for partial reads.
  */
 import { KvError, invalidArgument } from '../common/errors.js';
-import { type ElementType, type ItemBatch, listShape, parseSegments } from './vector-items.js';
+import { type ElementType, type ItemBatch, idHash, listShape, parseSegments } from './vector-items.js';
 import { type Metric, scoreSegments } from './vector-score.js';
-import { type KeyedHit, checkK, mergeTopK } from './topk.js';
+import { type KeyedHit, type SearchHit, SEARCH_K_MAX, checkK, mergeTopK } from './topk.js';
 
 export interface VectorSearchRequest {
   keys: Buffer[];
@@ -19,6 +19,12 @@ export interface VectorSearchRequest {
   /** Only items whose payload starts with these bytes are candidates. */
   payloadPrefix?: Buffer;
   withPayloads?: boolean;
+  /**
+   * Return every list's copy of an id (each (key, id) once). By default each id comes back
+   * once, from the list where it scores best: an index that places a vector in several
+   * posting lists (SPANN's boundary replicas) gets k distinct ids.
+   */
+  allCopies?: boolean;
 }
 
 export interface VectorHit {
@@ -103,12 +109,9 @@ export async function searchLists(
       unreadable.push({ key: list.key, reason: err.message });
       continue;
     }
-    const r = await scoreSegments(batches, req.query, req.metric, req.k, {
-      yieldFn,
-      ...(req.payloadPrefix ? { filterPayloadPrefix: req.payloadPrefix } : {}),
-    });
+    const hits = await scoreDistinct(batches, req, yieldFn);
     perList.push(
-      r.hits.map((h) => ({
+      hits.map((h) => ({
         key: list.key,
         id: Buffer.from(h.id),
         distance: h.distance,
@@ -117,12 +120,41 @@ export async function searchLists(
       })),
     );
   }
-  // Each list is searched once per request, so no (key, id) comes from two places: a sort
-  // of the per-list top-k lists is the merge (mergeTopK, which also removes duplicates,
-  // is for answers from several replicas).
-  const all = perList.flat() as VectorHit[];
-  all.sort((a, b) => a.distance - b.distance || Buffer.compare(a.key, b.key) || Buffer.compare(a.id, b.id));
-  return { hits: all.length > req.k ? all.slice(0, req.k) : all, unreadable };
+  // Each per-list answer holds that list's k best distinct ids, so the merge (one copy per
+  // id, or per (key, id) with allCopies) holds k distinct ones when the lists do.
+  return { hits: mergeTopK(perList, req.k, { allCopies: req.allCopies === true }) as VectorHit[], unreadable };
+}
+
+/** Ids of one list's hits, by hash; reused by each call (cleared first, used synchronously). */
+const seenIdHashes = new Set<number>();
+
+/** How many distinct ids `hits` holds. */
+function distinctIds(hits: readonly SearchHit[]): number {
+  seenIdHashes.clear();
+  for (const h of hits) seenIdHashes.add(idHash(h.id));
+  const n = seenIdHashes.size;
+  seenIdHashes.clear();
+  // Distinct hashes are distinct ids; a repeated hash is checked on the bytes (rare).
+  return n === hits.length ? n : new Set(hits.map((h) => h.id.toString('latin1'))).size;
+}
+
+/**
+ * A list's best hits holding its k best distinct ids (or every id it has). A list may hold one
+ * id twice (two VADDs of it that raced, or one batch that names it twice), and a merge keeps
+ * one copy, so the top k is asked again, for at least as many more as copies crowded out,
+ * until k distinct ids are in or the list runs out.
+ */
+async function scoreDistinct(batches: ItemBatch[], req: VectorSearchRequest, yieldFn: () => Promise<void>): Promise<SearchHit[]> {
+  const options = { yieldFn, ...(req.payloadPrefix ? { filterPayloadPrefix: req.payloadPrefix } : {}) };
+  let want = req.k;
+  for (;;) {
+    const { hits } = await scoreSegments(batches, req.query, req.metric, want, options);
+    if (hits.length < want || want === SEARCH_K_MAX) return hits;
+    const distinct = distinctIds(hits);
+    if (distinct >= req.k) return hits;
+    // Doubling bounds the rescans (about log2 of SEARCH_K_MAX / k) however many copies crowd.
+    want = Math.min(SEARCH_K_MAX, Math.max(2 * want, want + req.k - distinct));
+  }
 }
 
 /**
@@ -133,7 +165,7 @@ export async function searchLists(
  * list's reason (so a search of one key that is not a list fails as before).
  */
 export function finishSearch(req: VectorSearchRequest, parts: readonly ListSearchResult[], unreachable: readonly Buffer[]): VectorSearchResult {
-  const hits = mergeTopK(parts.map((p) => p.hits), req.k) as VectorHit[];
+  const hits = mergeTopK(parts.map((p) => p.hits), req.k, { allCopies: req.allCopies === true }) as VectorHit[];
   const skippedKeys = unreachable.slice();
   let unreadable: Set<string> | null = null;
   let first: UnreadableList | null = null;

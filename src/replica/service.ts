@@ -27,10 +27,12 @@ export function encodeVectorSearch(ns: string, req: VectorSearchRequest): Buffer
   w.u8(req.payloadPrefix ? 1 : 0);
   if (req.payloadPrefix) w.bytes(req.payloadPrefix);
   w.u8(req.withPayloads ? 1 : 0);
+  w.u8(req.allCopies ? 1 : 0);
   return w.done();
 }
 
-function decodeVectorSearch(r: WireReader): { ns: string; req: VectorSearchRequest } {
+/** Reads a search request after its op byte; exported for codec tests. */
+export function decodeVectorSearch(r: WireReader): { ns: string; req: VectorSearchRequest } {
   const ns = r.str();
   const n = r.u32();
   const keys: Buffer[] = [];
@@ -42,8 +44,9 @@ function decodeVectorSearch(r: WireReader): { ns: string; req: VectorSearchReque
   const filter = r.u8() === 1 ? { field: r.bytes(), value: r.bytes() } : undefined;
   const payloadPrefix = r.u8() === 1 ? r.bytes() : undefined;
   const withPayloads = r.u8() === 1;
+  const allCopies = r.u8() === 1;
   r.end();
-  return { ns, req: { keys, query, k, metric, withPayloads, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) } };
+  return { ns, req: { keys, query, k, metric, withPayloads, allCopies, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) } };
 }
 
 /**
