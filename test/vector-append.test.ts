@@ -131,3 +131,16 @@ test('cluster: APPEND of raw bytes to a list is refused at a replica and at a me
   await c.run(owner.set('default', b('magic'), lookalike));
   assert.equal(await c.run(other.append('default', b('magic'), b('more'))), lookalike.length + 4);
 });
+
+test('cluster: with no replica of the key readable, APPEND still goes to fallback members (the guard does not cost availability)', async () => {
+  const c = simVectorCluster({ members: 5, replicas: 3, liveView: true });
+  const key = b('log');
+  const coordinator = c.nonReplicaOf(key)!;
+  for (const r of c.replicasOf(key)) c.net.crash(r);
+  const kv = c.coords.get(coordinator)!.withConsistency({ write: 'ONE' });
+  // A write that only fallbacks hold answers size 0 (they hold hints, not the value).
+  assert.equal(typeof (await c.run(kv.append('default', key, b('held as a hint')))), 'number');
+  assert.equal((await c.run(kv.appendMany('default', [{ key, value: b('!') }]))).length, 1);
+  const hints = c.ids.filter((id) => !c.replicasOf(key).includes(id)).reduce((n, id) => n + c.stores.get(id)!.hintCount(), 0);
+  assert.ok(hints >= 2, `each append is held as hints by the fallback members (${hints})`);
+});

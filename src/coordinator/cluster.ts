@@ -505,12 +505,19 @@ export class ClusterCoordinator implements KvApi {
 
   /**
    * The start of a key's value for the APPEND guard, read at the read level: 16 bytes, then the
-   * first batch only when they start like one. Null when the key holds no value.
+   * first batch only when they start like one. Null when the key holds no value, and when too
+   * few replicas can be read: the guard must not make APPEND less available than its write
+   * (which sloppy quorum may still place), so the append then goes ahead unchecked.
    */
   private async valueHead(ns: string, key: Buffer): Promise<Buffer | null> {
-    const header = await this.getRange(ns, key, 0, ITEM_BATCH_HEADER_BYTES - 1);
-    const n = firstBatchBytes(header);
-    return header.length === 0 ? null : n === 0 ? header : this.getRange(ns, key, 0, n - 1);
+    try {
+      const header = await this.getRange(ns, key, 0, ITEM_BATCH_HEADER_BYTES - 1);
+      const n = firstBatchBytes(header);
+      return header.length === 0 ? null : n === 0 ? header : await this.getRange(ns, key, 0, n - 1);
+    } catch (err) {
+      if (err instanceof KvError && err.retryable) return null;
+      throw err;
+    }
   }
 
   async append(ns: string, key: Buffer, bytes: Buffer): Promise<number> {

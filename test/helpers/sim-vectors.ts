@@ -12,15 +12,19 @@ import { ClusterCoordinator } from '../../src/coordinator/cluster.js';
 import { MemoryReplicaStore } from '../../src/replica/memory-store.js';
 import { ReplicaService } from '../../src/replica/service.js';
 
-export function simVectorCluster(options: { members: number; replicas: number; seed?: number }) {
+/**
+ * `liveView`: members see crashed members as down (so writes for them go to fallbacks);
+ * otherwise every member looks alive and requests to a crashed one time out.
+ */
+export function simVectorCluster(options: { members: number; replicas: number; seed?: number; liveView?: boolean }) {
   const seed = options.seed ?? 3;
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   const net = new SimNetwork(clock, new Random(seed), { delayMsMin: 1, delayMsMax: 3, lossRate: 0, duplicateRate: 0 });
   const ids = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
   const ring = new Ring(ids.map((id) => ({ id })), { replicas: options.replicas, vnodes: 64 });
   const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
-  // A view that has not noticed anything yet: every member looks alive.
-  const view = { ring: () => ring, isAlive: () => true, aliveMembers: () => ids };
+  const isAlive = options.liveView ? (id: string) => net.isUp(id) : () => true;
+  const view = { ring: () => ring, isAlive, aliveMembers: () => ids.filter(isAlive) };
   const coords = new Map(
     ids.map((id) => {
       const t = net.transport(id);
