@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Limits } from '../common/limits.js';
 import { invalidArgument } from '../common/errors.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
-import type { ItemBatchInput } from '../compute/vector-items.js';
+import { type ItemBatchInput, appendMayBreakList } from '../compute/vector-items.js';
 import { LiveItems, checkShape, finishSearch, listBatches, searchLists } from '../compute/vector-search.js';
 import { checkAppend, checkAppends, encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
 import { compactNow } from '../replica/store.js';
@@ -245,7 +245,7 @@ export class LocalCoordinator implements KvApi {
     const d = this.appendDelta(bytes);
     const now = this.clock.nowMs();
     return this.store.write(() => {
-      checkAppend(key, this.store.firstValuePiece(id, key, now), bytes); // a list stays a list
+      if (appendMayBreakList(bytes)) checkAppend(key, this.store.firstValuePiece(id, key, now), bytes); // a list stays a list
       return this.store.apply(id, key, d, now).size;
     });
   }
@@ -260,7 +260,8 @@ export class LocalCoordinator implements KvApi {
     const deltas = pairs.map((p) => this.appendDelta(p.value));
     const now = this.clock.nowMs();
     return this.store.write(() => {
-      checkAppends(pairs, (i) => this.store.firstValuePiece(id, pairs[i]!.key, now)); // before any write
+      const heads = (i: number) => (appendMayBreakList(pairs[i]!.value) ? this.store.firstValuePiece(id, pairs[i]!.key, now) : null);
+      checkAppends(pairs, heads); // every pair before any write
       return pairs.map((p, i) => this.store.apply(id, p.key, deltas[i]!, now).size);
     });
   }

@@ -40,8 +40,9 @@ export function checkAppend(key: Buffer, head: Buffer | null, bytes: Buffer): vo
 /**
  * `checkAppend` for every pair of a multi-append, all before anything is written (a refusal
  * refuses the whole call). `headOf(i)` reads the start of pair i's key's value as stored
- * before the call (it may return a view valid until the next read); a key with no value
- * yet starts with the bytes the first earlier pair of the call appends to it.
+ * before the call (it may return a view valid until the next read, and may skip the read,
+ * returning null, for a pair that `appendMayBreakList` clears); a key with no value yet
+ * starts with the bytes the first earlier pair of the call appends to it.
  */
 export function checkAppends(pairs: readonly KvPair[], headOf: (i: number) => Buffer | null): void {
   let firsts: Map<string, Buffer> | null = null;
