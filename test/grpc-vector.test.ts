@@ -39,6 +39,12 @@ test('gRPC VectorAppend and VectorSearch: nearest items over lists, payloads, an
     assert.deepEqual(res.hits.map((h) => `${h.key}/${h.id}/${h.score}`), ['l1/a/0', 'l2/c/1']);
     assert.equal(String(res.hits[0]!.payload), 'chunk:a');
     assert.equal(res.degraded, false);
+    // An id in two lists comes back once, from the list where it is nearest, unless all_copies.
+    await c.vectorAppend({ key: Buffer.from('l2'), type: 'INT8', dim: 3, items: [{ id: Buffer.from('a'), values: [1, 1, 0] }] });
+    const once = await c.vectorSearch({ keys: [Buffer.from('l1'), Buffer.from('l2')], query: [1, 0, 0], k: 3, metric: 'L2' });
+    assert.deepEqual(once.hits.map((h) => `${h.key}/${h.id}/${h.score}`), ['l1/a/0', 'l2/c/1', 'l1/b/82']);
+    const copies = await c.vectorSearch({ keys: [Buffer.from('l1'), Buffer.from('l2')], query: [1, 0, 0], k: 3, metric: 'L2', all_copies: true });
+    assert.deepEqual(copies.hits.map((h) => `${h.key}/${h.id}/${h.score}`), ['l1/a/0', 'l2/a/1', 'l2/c/1']);
     assert.equal(await status(c.vectorSearch({ keys: [Buffer.from('l1')], query: [1, 0, 0], k: 2 })), GrpcStatus.INVALID_ARGUMENT, 'metric is required');
     assert.equal(await status(c.vectorSearch({ keys: [Buffer.from('l1')], query: [1, 0], k: 2, metric: 'L2' })), GrpcStatus.INVALID_ARGUMENT, 'query of another dimension');
     assert.equal(

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
-import { FrameDecoder, FrameKind, encodeFrame, encodeHandshake, type Frame } from '../src/cluster/frame.js';
+import { FrameDecoder, FrameKind, PROTOCOL_VERSION, encodeFrame, encodeHandshake, type Frame } from '../src/cluster/frame.js';
 import { createTcpTransport, type PeerEvent, type TcpTransport, type TcpTransportOptions } from '../src/cluster/tcp-transport.js';
 import { TransportError, type TransportErrorCode } from '../src/cluster/transport.js';
 import { systemClock } from '../src/common/clock.js';
@@ -209,7 +209,7 @@ describe('tcp transport', { timeout: 15_000 }, () => {
     const received = await frames;
     assert.equal(received.length, 1);
     assert.equal(received[0]!.kind, FrameKind.fatal);
-    assert.equal(received[0]!.payload.toString(), 'peer speaks internode protocol version 1, this node speaks version 2');
+    assert.equal(received[0]!.payload.toString(), `peer speaks internode protocol version 1, this node speaks version ${PROTOCOL_VERSION}`);
   });
 
   it('refuses a request frame sent before the handshake', async () => {

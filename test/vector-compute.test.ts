@@ -4,7 +4,7 @@ import { Random } from '../src/common/random.js';
 import { KvError } from '../src/common/errors.js';
 import {
   type ElementType, type VectorItemInput, FLOAT16_TABLE, ITEM_BATCH_HEADER_BYTES, encodeDeleteBatch, encodeItemBatch,
-  float16Bits, listShape, parseSegments,
+  appendBreaksList, firstBatchBytes, float16Bits, isBatchRun, listShape, parseSegments, startsWithBatch,
 } from '../src/compute/vector-items.js';
 import { type Metric, type ScoreOptions, scoreBatch, scoreSegments } from '../src/compute/vector-score.js';
 import { type KeyedHit, TopK, mergeTopK } from '../src/compute/topk.js';
@@ -177,6 +177,72 @@ test('encode rejects bad input with a message naming the item and the problem', 
   for (const [fn, message] of cases) assert.throws(fn, (e: unknown) => e instanceof RangeError && message.test(e.message), String(message));
 });
 
+test('isBatchRun agrees with parseSegments at every truncation and byte flip, without throwing', () => {
+  const rnd = new Random(9);
+  const value = Buffer.concat([
+    encodeItemBatch({ type: 'int8', dim: 5, items: randomItems(rnd, 'int8', 5, 4, { payload: true }) }),
+    encodeDeleteBatch([Buffer.from('gone')]),
+    encodeItemBatch({ type: 'int8', dim: 5, items: randomItems(rnd, 'int8', 5, 3) }),
+  ]);
+  const parses = (v: Buffer) => {
+    try {
+      parseSegments(v);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let runs = 0;
+  for (let cut = 1; cut <= value.length; cut++) {
+    const prefix = value.subarray(0, cut);
+    assert.equal(isBatchRun(prefix), parses(prefix), `cut at ${cut}`);
+    if (isBatchRun(prefix)) runs++;
+  }
+  assert.equal(runs, 3, 'a prefix is a run exactly at each batch boundary');
+  for (let at = 0; at < value.length; at++) {
+    for (const x of [0x00, 0xff, 0x80, 0x01]) {
+      const bad = Buffer.from(value);
+      bad[at] = bad[at]! ^ x;
+      assert.equal(isBatchRun(bad), parses(bad), `byte ${at} ^ ${x}`);
+    }
+  }
+  assert.equal(isBatchRun(Buffer.alloc(0)), false, 'no bytes are no batch');
+  assert.equal(isBatchRun(Buffer.from('plain text')), false);
+});
+
+test('appendBreaksList: only raw bytes onto a value that starts with a well-formed batch', () => {
+  const items = encodeItemBatch({ type: 'uint8', dim: 2, items: [{ id: Buffer.from('a'), vector: [1, 2] }] });
+  const deletes = encodeDeleteBatch([Buffer.from('a')]);
+  const list = Buffer.concat([items, deletes]);
+  const raw = Buffer.from('raw bytes');
+  const broken = Buffer.from(items);
+  broken.writeUInt32LE(7, ITEM_BATCH_HEADER_BYTES); // id offsets must start at 0
+  const cases: [string, Buffer | null, Buffer, boolean][] = [
+    ['raw onto a list', list, raw, true],
+    ['raw onto a list that starts with a delete batch', deletes, raw, true],
+    ['raw onto the first piece only', items, raw, true],
+    ['batches followed by raw bytes onto a list', list, Buffer.concat([items, raw]), true],
+    ['an item batch onto a list', list, items, false],
+    ['a delete batch onto a list', list, deletes, false],
+    ['nothing onto a list', list, Buffer.alloc(0), false],
+    ['raw onto no value', null, raw, false],
+    ['raw onto an empty value', Buffer.alloc(0), raw, false],
+    ['raw onto a plain value', Buffer.from('hello'), raw, false],
+    ['raw onto a value with a batch header but a bad batch', broken, raw, false],
+    ['raw onto a value with only a batch header', items.subarray(0, ITEM_BATCH_HEADER_BYTES), raw, false],
+    ['raw onto a value starting with the magic byte', Buffer.from([0xa7, 1, 2, 3]), raw, false],
+  ];
+  for (const [what, head, bytes, want] of cases) assert.equal(appendBreaksList(head, bytes), want, what);
+  assert.equal(startsWithBatch(list), true);
+  assert.equal(startsWithBatch(broken), false);
+  // The 16-byte header says how much to read next; 0 when it does not start like a batch.
+  assert.equal(firstBatchBytes(list.subarray(0, ITEM_BATCH_HEADER_BYTES)), items.length);
+  assert.equal(firstBatchBytes(deletes), deletes.length);
+  assert.equal(firstBatchBytes(list.subarray(0, ITEM_BATCH_HEADER_BYTES - 1)), 0);
+  assert.equal(firstBatchBytes(Buffer.from('0123456789abcdef')), 0);
+  assert.equal(appendBreaksList(list.subarray(0, firstBatchBytes(list)), raw), true, 'the first batch is enough to tell');
+});
+
 test('parse rejects values that are not posting lists, at every truncation and byte flip', () => {
   const isWrongType = (e: unknown) => e instanceof KvError && e.code === 'WRONG_TYPE' && /not a vector posting list/.test(e.message);
   assert.deepEqual(parseSegments(Buffer.alloc(0)), []);
@@ -299,6 +365,19 @@ test('mergeTopK keeps one copy of a (key, id) reported by several replicas, best
   );
   assert.deepEqual(merged.map((h) => `${h.key}/${h.id}:${h.distance}`), ['p1/a:1', 'p1/c:2', 'p1/b:3', 'p2/x:3']);
   assert.equal(mergeTopK([[hit('k', 'a', 1)]], 5).length, 1);
+});
+
+test('mergeTopK keeps each id once at its best (ties: lowest key) so k distinct ids come out; allCopies keeps each (key, id)', () => {
+  const hit = (key: string, id: string, distance: number): KeyedHit => ({ key, id: Buffer.from(id), distance, score: -distance });
+  const lists = [
+    [hit('p3', 's', 1), hit('p3', 't', 2), hit('p3', 'u', 2.5)],
+    [hit('p1', 's', 1), hit('p1', 't', 1.5), hit('p1', 'v', 3)],
+    [hit('p2', 't', 4), hit('p2', 'w', 5)],
+  ];
+  const names = (hs: KeyedHit[]) => hs.map((h) => `${h.key}/${h.id}:${h.distance}`);
+  assert.deepEqual(names(mergeTopK(lists, 4)), ['p1/s:1', 'p1/t:1.5', 'p3/u:2.5', 'p1/v:3']);
+  assert.deepEqual(names(mergeTopK(lists, 4, { allCopies: true })), ['p1/s:1', 'p3/s:1', 'p1/t:1.5', 'p3/t:2']);
+  assert.deepEqual(names(mergeTopK([...lists].reverse(), 1)), ['p1/s:1'], 'the tie goes to the lowest key whatever the order');
 });
 
 /** Brute force over a list with the same delete rule, for comparison. */

@@ -61,6 +61,8 @@ export interface SimMemberOptions {
   hintIntervalMs?: number;
   /** Refuses writes while this returns an error (the clock check). */
   writeGuard?: () => KvError | null;
+  /** What the member sees of the cluster (default: `simView`, liveness from the network). */
+  view?: ClusterView;
 }
 
 export interface SimMember {
@@ -73,7 +75,7 @@ export interface SimMember {
 
 /** Starts a member: replica service, engine and hint replay, wired as a real member is. */
 export function startSimMember(o: SimMemberOptions): SimMember {
-  const view = simView(o.ring, o.net, o.id);
+  const view = o.view ?? simView(o.ring, o.net, o.id);
   const hlc = new HybridClock(o.clock, murmur3(Buffer.from(o.id)), o.limits.maxClockOffsetMs);
   if (o.highTs) hlc.observeStored(o.highTs);
   const service = new ReplicaService({ store: o.store, clock: o.clock, transport: o.transport, limits: o.limits, hlc });

@@ -28,8 +28,8 @@ const HELP = `usage: node dist/examples/spann/main.js [options]
   --queries N       held-out queries (default 500 / 300)
   --nprobe LIST     lists searched per query; several values = a sweep (default 32)
   --k K             recall@K and VSEARCH k (default 10)
-  --fetch-k K       VSEARCH k (default: --k); a boundary vector's two copies can both be in the
-                    top k, so asking for more than k and keeping the first k distinct ids helps recall
+  --fetch-k K       VSEARCH k (default: --k); VSEARCH returns each id once (a boundary vector's
+                    copies count once), so recall@K needs no more than K
   --concurrency C   queries in flight (default 8)
   --seed S          data seed (default per variant)
   --load MODE       vadd (default) or append (APPEND of the encoded item batch)

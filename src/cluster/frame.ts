@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 
 /** Version of this wire format; a peer speaking another version is refused in the handshake. */
 /** 2: appends may carry compacted payloads (vector item batches with deleted items removed). */
-export const PROTOCOL_VERSION = 2;
+/** 3: a vector search request says whether to keep every copy of an id, and its reply lists the lists the replica could not read. */
+export const PROTOCOL_VERSION = 3;
 /** First word of a handshake payload: 'RGKV'. */
 export const HANDSHAKE_MAGIC = 0x52474b56;
 /** Bytes before the payload: length, kind, request id, channel. */

@@ -16,15 +16,23 @@ export {
   FLOAT16_TABLE,
   alignedCopy,
   float32FromBytes,
+  isBatchRun,
+  firstBatchBytes,
+  startsWithBatch,
+  appendMayBreakList,
+  appendBreaksList,
 } from './vector-items.js';
 export {
   type VectorSearchRequest,
   type VectorSearchResult,
   type VectorHit,
   type ListSource,
+  type ListSearchResult,
+  type UnreadableList,
   searchLists,
+  finishSearch,
   liveItems,
   checkShape,
 } from './vector-search.js';
 export { type Metric, parseMetric, distanceToScore, scoreSegments, measureKernelRate, syntheticBatch } from './vector-score.js';
-export { TopK, mergeTopK, checkK, SEARCH_K_MAX, type SearchHit, type KeyedHit } from './topk.js';
+export { TopK, mergeTopK, checkK, SEARCH_K_MAX, type SearchHit, type KeyedHit, type MergeOptions } from './topk.js';

@@ -127,24 +127,52 @@ export interface KeyedHit extends SearchHit {
 
 const keyBytes = (key: Buffer | string): Buffer => (typeof key === 'string' ? Buffer.from(key) : key);
 
+/** Options of `mergeTopK`. */
+export interface MergeOptions {
+  /**
+   * Keep every list's copy of an id (each (key, id) once) instead of each id once. An index
+   * that places a vector in several posting lists (SPANN's boundary replicas) wants each id
+   * once; the default.
+   */
+  allCopies?: boolean;
+}
+
 /**
- * Merges per-replica (or per-key) result lists into the k best. The same (key, id) reported by
- * several replicas counts once, keeping its lowest distance; ties order by key, then id bytes.
+ * Merges per-replica (or per-key) result lists into the k best. Each id counts once, at its
+ * lowest distance (ties: the lowest key), so k distinct ids come out whenever the lists hold
+ * k; with `allCopies`, each (key, id) counts once instead. Order: distance, then key, then id
+ * bytes.
+ *
+ * For k distinct ids to come out, each input list must hold its own k best distinct ids (or
+ * all it has): an id left out of a list was beaten there by k others, so it cannot be in the
+ * k best overall. `searchLists` makes its per-list and per-replica lists so.
  */
-export function mergeTopK<T extends KeyedHit>(lists: readonly (readonly T[])[], k: number): T[] {
+export function mergeTopK<T extends KeyedHit>(lists: readonly (readonly T[])[], k: number, options: MergeOptions = {}): T[] {
   checkK(k);
+  const allCopies = options.allCopies === true;
   const best = new Map<string, T>();
   for (const list of lists) {
     for (const hit of list) {
       if (!(hit.distance === hit.distance)) continue;
-      const kb = keyBytes(hit.key);
-      // Length-prefixed so that (key, id) pairs cannot collide when concatenated.
-      const name = `${kb.length}:${kb.toString('latin1')}${hit.id.toString('latin1')}`;
+      let name: string;
+      if (allCopies) {
+        const kb = keyBytes(hit.key);
+        // Length-prefixed so that (key, id) pairs cannot collide when concatenated.
+        name = `${kb.length}:${kb.toString('latin1')}${hit.id.toString('latin1')}`;
+      } else {
+        name = hit.id.toString('latin1');
+      }
       const seen = best.get(name);
-      if (seen === undefined || hit.distance < seen.distance) best.set(name, hit);
+      if (
+        seen === undefined ||
+        hit.distance < seen.distance ||
+        (hit.distance === seen.distance && Buffer.compare(keyBytes(hit.key), keyBytes(seen.key)) < 0)
+      ) {
+        best.set(name, hit);
+      }
     }
   }
   const all = [...best.values()];
   all.sort((a, b) => a.distance - b.distance || Buffer.compare(keyBytes(a.key), keyBytes(b.key)) || Buffer.compare(a.id, b.id));
-  return all.slice(0, k);
+  return all.length > k ? all.slice(0, k) : all;
 }

@@ -403,16 +403,20 @@ export function idHash(id: Buffer): number {
   return h >>> 0;
 }
 
-/** Checks a u32 offsets table of `count + 1` entries at `at`: starts at 0, ascends, ends at `size`. */
-function checkOffsets(buf: Buffer, at: number, count: number, size: number, minEach: number, maxEach: number, start: number, what: string): void {
-  if (buf.readUInt32LE(at) !== 0) throw notAList(start, `${what} offsets do not start at 0`);
+/**
+ * Why a u32 offsets table of `count + 1` entries at `at` is bad (it must start at 0, ascend by
+ * minEach..maxEach per entry and end at `size`), or null when it is good.
+ */
+function offsetsProblem(buf: Buffer, at: number, count: number, size: number, minEach: number, maxEach: number, what: string): string | null {
+  if (buf.readUInt32LE(at) !== 0) return `${what} offsets do not start at 0`;
   let prev = 0;
   for (let i = 1; i <= count; i++) {
     const off = buf.readUInt32LE(at + 4 * i);
-    if (off < prev + minEach || off - prev > maxEach) throw notAList(start, `${what} ${i - 1} has a bad length`);
+    if (off < prev + minEach || off - prev > maxEach) return `${what} ${i - 1} has a bad length`;
     prev = off;
   }
-  if (prev !== size) throw notAList(start, `${what} offsets end at ${prev}, expected ${size}`);
+  if (prev !== size) return `${what} offsets end at ${prev}, expected ${size}`;
+  return null;
 }
 
 function vectorView(buf: Buffer, at: number, type: ElementType, length: number): { vectors: VectorArray; copied: boolean } {
@@ -437,6 +441,89 @@ function vectorView(buf: Buffer, at: number, type: ElementType, length: number):
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
+ * Why the bytes of `value` from `at` do not start with one well-formed batch, or null when they
+ * do. Every length is checked against the bytes present before it is used; nothing is
+ * allocated unless a problem is found (its message).
+ */
+function batchProblem(value: Buffer, at: number): string | null {
+  const left = value.length - at;
+  if (left < ITEM_BATCH_HEADER_BYTES) return `${left} trailing bytes, shorter than a batch header`;
+  if (value[at] !== ITEM_BATCH_MAGIC) return `bad magic byte 0x${value[at]!.toString(16)}`;
+  if (value[at + 1] !== ITEM_BATCH_VERSION) return `unsupported format version ${value[at + 1]}`;
+  const typeCode = value[at + 2]!;
+  const kindCode = value[at + 3]!;
+  const dim = value.readUInt16LE(at + 4);
+  const flags = value[at + 6]!;
+  const count = value.readUInt32LE(at + 8);
+  const length = value.readUInt32LE(at + 12);
+  if (length > left || length < ITEM_BATCH_HEADER_BYTES || length % 4 !== 0) return `batch length ${length} does not fit the ${left} bytes left`;
+  // Only compaction leaves an empty item batch; a delete batch always names an id.
+  if (count < 1 && kindCode !== KIND_ITEMS) return 'count is 0';
+  if ((flags & ~FLAG_PAYLOAD) !== 0 || value[at + 7] !== 0) return 'unknown flags';
+  const end = at + length;
+  const idOffsetsAt = at + ITEM_BATCH_HEADER_BYTES;
+  // Bound count by the bytes present before walking any table.
+  if (count > (length - ITEM_BATCH_HEADER_BYTES) / 4 - 1) return `count ${count} does not fit the batch`;
+  const idBytesAt = idOffsetsAt + 4 * (count + 1);
+  const idBytes = value.readUInt32LE(idOffsetsAt + 4 * count);
+  if (idBytes > end - idBytesAt) return 'ids overrun the batch';
+  const ids = offsetsProblem(value, idOffsetsAt, count, idBytes, 1, ITEM_ID_BYTES_MAX, 'id');
+  if (ids !== null) return ids;
+  const idsEnd = pad4(idBytesAt + idBytes - at) + at;
+  if (kindCode === KIND_DELETES) {
+    if (typeCode !== 0 || dim !== 0 || flags !== 0) return 'a delete batch has a type, dim or payloads';
+    if (idsEnd !== end) return `delete batch length ${length} does not match its ids`;
+    return null;
+  }
+  if (kindCode !== KIND_ITEMS) return `unknown batch kind ${kindCode}`;
+  const type = elementTypeByCode[typeCode];
+  if (type === undefined) return `unknown element type ${typeCode}`;
+  if (dim < 1 || dim > VECTOR_DIM_MAX) return `dim ${dim} is outside 1..${VECTOR_DIM_MAX}`;
+  const vectorBytes = count * dim * elementBytes[type];
+  if (vectorBytes > end - idsEnd) return 'vectors overrun the batch';
+  let blockEnd = pad4(idsEnd + vectorBytes - at) + at;
+  if (flags & FLAG_PAYLOAD) {
+    const payloadOffsetsAt = blockEnd;
+    const payloadBytesAt = payloadOffsetsAt + 4 * (count + 1);
+    if (payloadBytesAt > end) return 'payload offsets overrun the batch';
+    const payloadBytes = value.readUInt32LE(payloadOffsetsAt + 4 * count);
+    if (payloadBytes > end - payloadBytesAt) return 'payloads overrun the batch';
+    const payloads = offsetsProblem(value, payloadOffsetsAt, count, payloadBytes, 0, U32_MAX, 'payload');
+    if (payloads !== null) return payloads;
+    blockEnd = pad4(payloadBytesAt + payloadBytes - at) + at;
+  }
+  if (blockEnd !== end) return `batch length ${length} does not match its blocks (${blockEnd - at})`;
+  return null;
+}
+
+/** A view over the batch at `at`, which `batchProblem` has found well-formed. */
+function batchView(value: Buffer, at: number): ItemBatch {
+  const count = value.readUInt32LE(at + 8);
+  const length = value.readUInt32LE(at + 12);
+  const idOffsetsAt = at + ITEM_BATCH_HEADER_BYTES;
+  const idBytesAt = idOffsetsAt + 4 * (count + 1);
+  const idsEnd = pad4(idBytesAt + value.readUInt32LE(idOffsetsAt + 4 * count) - at) + at;
+  if (value[at + 3] === KIND_DELETES) {
+    return new ItemBatch({
+      kind: 'deletes', type: null, dim: 0, count, byteOffset: at, byteLength: length, vectorsAt: -1,
+      buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt: -1, payloadBytesAt: -1,
+    });
+  }
+  const type = elementTypeByCode[value[at + 2]!]!;
+  const dim = value.readUInt16LE(at + 4);
+  let payloadOffsetsAt = -1;
+  let payloadBytesAt = -1;
+  if (value[at + 6]! & FLAG_PAYLOAD) {
+    payloadOffsetsAt = pad4(idsEnd + count * dim * elementBytes[type] - at) + at;
+    payloadBytesAt = payloadOffsetsAt + 4 * (count + 1);
+  }
+  return new ItemBatch({
+    kind: 'items', type, dim, count, byteOffset: at, byteLength: length, vectorsAt: idsEnd,
+    buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt, payloadBytesAt,
+  });
+}
+
+/**
  * Parses a value made of concatenated batches into batch views, in append (version) order; an
  * empty value is an empty list.
  * Throws KvError WRONG_TYPE naming the offset and the problem when the bytes are not a
@@ -448,66 +535,10 @@ export function parseSegments(value: Buffer): ItemBatch[] {
   const batches: ItemBatch[] = [];
   let at = 0;
   while (at < value.length) {
-    const left = value.length - at;
-    if (left < ITEM_BATCH_HEADER_BYTES) throw notAList(at, `${left} trailing bytes, shorter than a batch header`);
-    if (value[at] !== ITEM_BATCH_MAGIC) throw notAList(at, `bad magic byte 0x${value[at]!.toString(16)}`);
-    if (value[at + 1] !== ITEM_BATCH_VERSION) throw notAList(at, `unsupported format version ${value[at + 1]}`);
-    const typeCode = value[at + 2]!;
-    const kindCode = value[at + 3]!;
-    const dim = value.readUInt16LE(at + 4);
-    const flags = value[at + 6]!;
-    const count = value.readUInt32LE(at + 8);
-    const length = value.readUInt32LE(at + 12);
-    if (length > left || length < ITEM_BATCH_HEADER_BYTES || length % 4 !== 0) throw notAList(at, `batch length ${length} does not fit the ${left} bytes left`);
-    // Only compaction leaves an empty item batch; a delete batch always names an id.
-    if (count < 1 && kindCode !== KIND_ITEMS) throw notAList(at, 'count is 0');
-    if ((flags & ~FLAG_PAYLOAD) !== 0 || value[at + 7] !== 0) throw notAList(at, 'unknown flags');
-    const end = at + length;
-    const idOffsetsAt = at + ITEM_BATCH_HEADER_BYTES;
-    // Bound count by the bytes present before walking any table.
-    if (count > (length - ITEM_BATCH_HEADER_BYTES) / 4 - 1) throw notAList(at, `count ${count} does not fit the batch`);
-    const idBytesAt = idOffsetsAt + 4 * (count + 1);
-    const idBytes = value.readUInt32LE(idOffsetsAt + 4 * count);
-    if (idBytes > end - idBytesAt) throw notAList(at, 'ids overrun the batch');
-    checkOffsets(value, idOffsetsAt, count, idBytes, 1, ITEM_ID_BYTES_MAX, at, 'id');
-    const idsEnd = pad4(idBytesAt + idBytes - at) + at;
-    let batch: ItemBatch;
-    if (kindCode === KIND_DELETES) {
-      if (typeCode !== 0 || dim !== 0 || flags !== 0) throw notAList(at, 'a delete batch has a type, dim or payloads');
-      if (idsEnd !== end) throw notAList(at, `delete batch length ${length} does not match its ids`);
-      batch = new ItemBatch({
-        kind: 'deletes', type: null, dim: 0, count, byteOffset: at, byteLength: length, vectorsAt: -1,
-        buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt: -1, payloadBytesAt: -1,
-      });
-    } else if (kindCode === KIND_ITEMS) {
-      const type = elementTypeByCode[typeCode];
-      if (type === undefined) throw notAList(at, `unknown element type ${typeCode}`);
-      if (dim < 1 || dim > VECTOR_DIM_MAX) throw notAList(at, `dim ${dim} is outside 1..${VECTOR_DIM_MAX}`);
-      const vectorsAt = idsEnd;
-      const vectorBytes = count * dim * elementBytes[type];
-      if (vectorBytes > end - vectorsAt) throw notAList(at, 'vectors overrun the batch');
-      let payloadOffsetsAt = -1;
-      let payloadBytesAt = -1;
-      let blockEnd = pad4(vectorsAt + vectorBytes - at) + at;
-      if (flags & FLAG_PAYLOAD) {
-        payloadOffsetsAt = blockEnd;
-        payloadBytesAt = payloadOffsetsAt + 4 * (count + 1);
-        if (payloadBytesAt > end) throw notAList(at, 'payload offsets overrun the batch');
-        const payloadBytes = value.readUInt32LE(payloadOffsetsAt + 4 * count);
-        if (payloadBytes > end - payloadBytesAt) throw notAList(at, 'payloads overrun the batch');
-        checkOffsets(value, payloadOffsetsAt, count, payloadBytes, 0, U32_MAX, at, 'payload');
-        blockEnd = pad4(payloadBytesAt + payloadBytes - at) + at;
-      }
-      if (blockEnd !== end) throw notAList(at, `batch length ${length} does not match its blocks (${blockEnd - at})`);
-      batch = new ItemBatch({
-        kind: 'items', type, dim, count, byteOffset: at, byteLength: length, vectorsAt,
-        buf: value, idOffsetsAt, idBytesAt, payloadOffsetsAt, payloadBytesAt,
-      });
-    } else {
-      throw notAList(at, `unknown batch kind ${kindCode}`);
-    }
-    batches.push(batch);
-    at = end;
+    const problem = batchProblem(value, at);
+    if (problem !== null) throw notAList(at, problem);
+    batches.push(batchView(value, at));
+    at += value.readUInt32LE(at + 12);
   }
   return batches;
 }
@@ -537,6 +568,61 @@ export function listShape(value: Buffer): { type: ElementType; dim: number } | n
     at += length;
   }
   return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// raw appends
+
+/**
+ * True when `bytes` is a run of well-formed batches (what VADD and VDEL append). Allocates
+ * nothing; bytes that do not start with the magic byte are refused at the first byte.
+ */
+export function isBatchRun(bytes: Buffer): boolean {
+  if (bytes.length === 0 || bytes[0] !== ITEM_BATCH_MAGIC) return false;
+  let at = 0;
+  while (at < bytes.length) {
+    if (batchProblem(bytes, at) !== null) return false;
+    at += bytes.readUInt32LE(at + 12);
+  }
+  return true;
+}
+
+/**
+ * How many bytes the first batch of a value takes, as the batch header at the start of
+ * `header` declares it (magic, version, a known kind, a length of at least a header and a
+ * multiple of 4); 0 when `header` does not start like a batch. Lets a caller that reads a
+ * value by ranges fetch 16 bytes first, and the first batch only when the value may be a list.
+ */
+export function firstBatchBytes(header: Buffer): number {
+  if (header.length < ITEM_BATCH_HEADER_BYTES || header[0] !== ITEM_BATCH_MAGIC || header[1] !== ITEM_BATCH_VERSION) return 0;
+  if (header[3] !== KIND_ITEMS && header[3] !== KIND_DELETES) return 0;
+  const length = header.readUInt32LE(12);
+  return length >= ITEM_BATCH_HEADER_BYTES && length % 4 === 0 ? length : 0;
+}
+
+/**
+ * True when a value that starts with `head` is a posting list: it starts with a well-formed
+ * batch. `head` must hold the value's first batch whole (a value's first stored piece does,
+ * and so do the first `firstBatchBytes` bytes); an empty value is not a list yet.
+ */
+export function startsWithBatch(head: Buffer): boolean {
+  return head.length > 0 && head[0] === ITEM_BATCH_MAGIC && batchProblem(head, 0) === null;
+}
+
+/** True when appending `bytes` to a value could break it as a list: they are not a run of batches. */
+export function appendMayBreakList(bytes: Buffer): boolean {
+  return bytes.length > 0 && !isBatchRun(bytes);
+}
+
+/**
+ * The APPEND guard: true when appending `bytes` to the value that starts with `head` (null:
+ * no value) would leave a posting list unreadable, because the value is a list and the bytes
+ * are not a run of batches. `head` is as `startsWithBatch` takes it. The common APPEND (bytes
+ * that are not batches onto a value that is not a list) costs a few byte comparisons.
+ */
+export function appendBreaksList(head: Buffer | null, bytes: Buffer): boolean {
+  if (bytes.length === 0 || head === null || head.length === 0 || head[0] !== ITEM_BATCH_MAGIC) return false;
+  return !isBatchRun(bytes) && startsWithBatch(head);
 }
 
 /** A copy of `bytes` in a fresh ArrayBuffer: aligned for any typed array, never Node's shared pool. */

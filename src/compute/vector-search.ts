@@ -4,9 +4,9 @@
  * k best hits leave. Also the item views of a list (count, items i..j) for partial reads.
  */
 import { KvError, invalidArgument } from '../common/errors.js';
-import { type ElementType, type ItemBatch, listShape, parseSegments } from './vector-items.js';
+import { type ElementType, type ItemBatch, idHash, listShape, parseSegments } from './vector-items.js';
 import { type Metric, scoreSegments } from './vector-score.js';
-import { type KeyedHit, checkK } from './topk.js';
+import { type KeyedHit, type SearchHit, SEARCH_K_MAX, checkK, mergeTopK } from './topk.js';
 
 export interface VectorSearchRequest {
   keys: Buffer[];
@@ -19,6 +19,12 @@ export interface VectorSearchRequest {
   /** Only items whose payload starts with these bytes are candidates. */
   payloadPrefix?: Buffer;
   withPayloads?: boolean;
+  /**
+   * Return every list's copy of an id (each (key, id) once). By default each id comes back
+   * once, from the list where it scores best: an index that places a vector in several
+   * posting lists (SPANN's boundary replicas) gets k distinct ids.
+   */
+  allCopies?: boolean;
 }
 
 export interface VectorHit {
@@ -33,9 +39,25 @@ export interface VectorHit {
 
 export interface VectorSearchResult {
   hits: VectorHit[];
-  /** True when some keys could not be searched in time (listed in `skippedKeys`). */
+  /**
+   * True when some keys were not searched (listed in `skippedKeys`): their replica did not
+   * answer in time, or the key holds a value that is not a readable posting list.
+   */
   degraded: boolean;
   skippedKeys: Buffer[];
+}
+
+/** A list that a search could not read (a value that is not a posting list, or a broken one). */
+export interface UnreadableList {
+  key: Buffer;
+  /** The WRONG_TYPE message that names the key and the problem. */
+  reason: string;
+}
+
+/** What a holder's search of its lists found: its best hits, and the lists it could not read. */
+export interface ListSearchResult {
+  hits: VectorHit[];
+  unreadable: UnreadableList[];
 }
 
 /** One list as its holder sees it. */
@@ -59,27 +81,37 @@ export function listBatches(key: Buffer, pieces: Buffer[]): ItemBatch[] {
   }
 }
 
-/** Searches every list and returns the k best hits over all of them (copies, not views). */
+/**
+ * Searches every list and returns the k best hits over all of them (copies, not views). A list
+ * that is not a readable posting list is skipped and reported in `unreadable`, so one broken
+ * list does not fail a search over many; `finishSearch` decides what the caller sees.
+ */
 export async function searchLists(
   lists: ListSource[],
   req: VectorSearchRequest,
   yieldFn: () => Promise<void> = setImmediateYield,
-): Promise<VectorHit[]> {
+): Promise<ListSearchResult> {
   checkK(req.k);
   const perList: KeyedHit[][] = [];
+  const unreadable: UnreadableList[] = [];
   for (const list of lists) {
-    if (!list.pieces) continue;
+    const pieces = list.pieces; // a getter may read the store: once
+    if (!pieces) continue;
     if (req.filter) {
       const v = list.field(req.filter.field);
       if (!v || !v.equals(req.filter.value)) continue;
     }
-    const batches = listBatches(list.key, list.pieces);
-    const r = await scoreSegments(batches, req.query, req.metric, req.k, {
-      yieldFn,
-      ...(req.payloadPrefix ? { filterPayloadPrefix: req.payloadPrefix } : {}),
-    });
+    let batches: ItemBatch[];
+    try {
+      batches = listBatches(list.key, pieces);
+    } catch (err) {
+      if (!(err instanceof KvError) || err.code !== 'WRONG_TYPE') throw err;
+      unreadable.push({ key: list.key, reason: err.message });
+      continue;
+    }
+    const hits = await scoreDistinct(batches, req, yieldFn);
     perList.push(
-      r.hits.map((h) => ({
+      hits.map((h) => ({
         key: list.key,
         id: Buffer.from(h.id),
         distance: h.distance,
@@ -88,12 +120,69 @@ export async function searchLists(
       })),
     );
   }
-  // Each list is searched once per request, so no (key, id) comes from two places: a sort
-  // of the per-list top-k lists is the merge (mergeTopK, which also removes duplicates,
-  // is for answers from several replicas).
-  const all = perList.flat() as VectorHit[];
-  all.sort((a, b) => a.distance - b.distance || Buffer.compare(a.key, b.key) || Buffer.compare(a.id, b.id));
-  return all.length > req.k ? all.slice(0, req.k) : all;
+  // Each per-list answer holds that list's k best distinct ids, so the merge (one copy per
+  // id, or per (key, id) with allCopies) holds k distinct ones when the lists do.
+  return { hits: mergeTopK(perList, req.k, { allCopies: req.allCopies === true }) as VectorHit[], unreadable };
+}
+
+/** Ids of one list's hits, by hash; reused by each call (cleared first, used synchronously). */
+const seenIdHashes = new Set<number>();
+
+/** How many distinct ids `hits` holds. */
+function distinctIds(hits: readonly SearchHit[]): number {
+  seenIdHashes.clear();
+  for (const h of hits) seenIdHashes.add(idHash(h.id));
+  const n = seenIdHashes.size;
+  seenIdHashes.clear();
+  // Distinct hashes are distinct ids; a repeated hash is checked on the bytes (rare).
+  return n === hits.length ? n : new Set(hits.map((h) => h.id.toString('latin1'))).size;
+}
+
+/**
+ * A list's best hits holding its k best distinct ids (or every id it has). A list may hold one
+ * id twice (two VADDs of it that raced, or one batch that names it twice), and a merge keeps
+ * one copy, so the top k is asked again, for at least as many more as copies crowded out,
+ * until k distinct ids are in or the list runs out.
+ */
+async function scoreDistinct(batches: ItemBatch[], req: VectorSearchRequest, yieldFn: () => Promise<void>): Promise<SearchHit[]> {
+  const options = { yieldFn, ...(req.payloadPrefix ? { filterPayloadPrefix: req.payloadPrefix } : {}) };
+  let want = req.k;
+  for (;;) {
+    const { hits } = await scoreSegments(batches, req.query, req.metric, want, options);
+    if (hits.length < want || want === SEARCH_K_MAX) return hits;
+    const distinct = distinctIds(hits);
+    if (distinct >= req.k) return hits;
+    // Doubling bounds the rescans (about log2 of SEARCH_K_MAX / k) however many copies crowd.
+    want = Math.min(SEARCH_K_MAX, Math.max(2 * want, want + req.k - distinct));
+  }
+}
+
+/**
+ * The answer to a search from its parts: each holder's `searchLists` result (or its decoded
+ * reply) and the keys that no replica answered for in time. Merges the hits into the k best;
+ * unreachable and unreadable keys are skipped and make the answer degraded. When every key
+ * named is unreadable, there is nothing to degrade from: throws WRONG_TYPE with the first
+ * list's reason (so a search of one key that is not a list fails as before).
+ */
+export function finishSearch(req: VectorSearchRequest, parts: readonly ListSearchResult[], unreachable: readonly Buffer[]): VectorSearchResult {
+  const hits = mergeTopK(parts.map((p) => p.hits), req.k, { allCopies: req.allCopies === true }) as VectorHit[];
+  const skippedKeys = unreachable.slice();
+  let unreadable: Set<string> | null = null;
+  let first: UnreadableList | null = null;
+  for (const p of parts) {
+    for (const u of p.unreadable) {
+      const name = u.key.toString('latin1');
+      if ((unreadable ??= new Set()).has(name)) continue;
+      unreadable.add(name);
+      first ??= u;
+      skippedKeys.push(u.key);
+    }
+  }
+  if (unreadable !== null && first !== null && req.keys.every((k) => unreadable.has(k.toString('latin1')))) {
+    const more = unreadable.size - 1;
+    throw new KvError('WRONG_TYPE', more > 0 ? `${first.reason}; ${more} more ${more === 1 ? 'key holds' : 'keys hold'} no readable list either` : first.reason);
+  }
+  return { hits, degraded: skippedKeys.length > 0, skippedKeys };
 }
 
 /** A live item of a list, in append order. */

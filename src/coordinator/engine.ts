@@ -24,9 +24,8 @@ import type { Limits } from '../common/limits.js';
 import type { Random } from '../common/random.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
-import type { ItemBatchInput } from '../compute/vector-items.js';
-import { LiveItems, checkShape, listBatches } from '../compute/vector-search.js';
-import { mergeTopK } from '../compute/topk.js';
+import { type ItemBatchInput, ITEM_BATCH_HEADER_BYTES, appendMayBreakList, firstBatchBytes } from '../compute/vector-items.js';
+import { LiveItems, checkShape, finishSearch, listBatches } from '../compute/vector-search.js';
 import { type HybridClock } from '../storage/hlc.js';
 import { type KeyState, RecordKeyState } from '../storage/key-state.js';
 import { encodeRecord } from '../storage/record-codec.js';
@@ -64,7 +63,7 @@ import { ReadRound } from './read-round.js';
 import { ReplicaTracker } from './replica-tracker.js';
 import { type KeyFloor, Session, covers, floorOf, floorVersions } from './session.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
-import { encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
+import { checkAppend, checkAppends, encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
 import type { ClusterView } from './view.js';
 import { WriteRound } from './write-round.js';
 
@@ -542,11 +541,34 @@ export class Engine implements KvApi {
     return { ns, key, delta };
   }
 
+  /**
+   * The start of a key's value for the APPEND guard (a list stays a list), read at the read
+   * level: the first batch when it starts like one, else its first bytes. Null when the key
+   * holds no value, and when too few replicas can be read: the guard must not make APPEND
+   * less available than its write (which sloppy quorum may still place), so the append then
+   * goes ahead unchecked, and search skips a list it cannot read.
+   */
+  private async valueHead(ns: string, key: Buffer): Promise<Buffer | null> {
+    try {
+      return await this.readKey(ns, key, (s) => {
+        const size = s.size();
+        if (size === 0) return null;
+        const header = s.range(0, Math.min(size, ITEM_BATCH_HEADER_BYTES));
+        const n = firstBatchBytes(header);
+        return n === 0 ? Buffer.from(header) : s.range(0, Math.min(size, n));
+      });
+    } catch (err) {
+      if (err instanceof KvError && err.retryable) return null;
+      throw err;
+    }
+  }
+
   async append(ns: string, key: Buffer, bytes: Buffer): Promise<number> {
     this.checks.namespace(ns);
     this.checks.key(key);
     this.checks.value(bytes);
     this.beginWrite(ns, [key]);
+    if (appendMayBreakList(bytes)) checkAppend(key, await this.valueHead(ns, key), bytes);
     const [r] = await this.write(ns, [this.appendItem(ns, key, bytes)]);
     return r!.size;
   }
@@ -559,6 +581,9 @@ export class Engine implements KvApi {
       this.checks.value(p.value);
     }
     this.beginWrite(ns, pairs.map((p) => p.key));
+    // Every pair is checked before any is written.
+    const heads = await Promise.all(pairs.map((p) => (appendMayBreakList(p.value) ? this.valueHead(ns, p.key) : null)));
+    checkAppends(pairs, (i) => heads[i]!);
     const results = await this.write(ns, pairs.map((p) => this.appendItem(ns, p.key, p.value)));
     return results.map((r) => r.size);
   }
@@ -818,13 +843,13 @@ export class Engine implements KvApi {
           // with its code; a replica that did not answer in time is skipped.
           if (err instanceof TransportError && err.code === 'REMOTE') throw asKvError(err, node);
           if (!(err instanceof TransportError)) throw err;
-          return { hits: [], skippedKeys: keys };
+          skipped.push(...keys);
+          return { hits: [], unreadable: [] };
         }
       }),
     );
-    for (const r of replies) skipped.push(...r.skippedKeys);
-    const hits = mergeTopK(replies.map((r) => r.hits), request.k).map((h) => ({ ...h, key: h.key as Buffer }));
-    return { hits, degraded: skipped.length > 0, skippedKeys: skipped };
+    // Lists a replica could not read are skipped and named too (finishSearch).
+    return finishSearch(request, replies, skipped);
   }
 }
 

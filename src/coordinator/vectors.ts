@@ -1,8 +1,8 @@
 /** Vector-list helpers shared by the coordinators: encoding a batch and reading items. */
-import { invalidArgument } from '../common/errors.js';
-import { encodeDeleteBatch, encodeItemBatch, FLOAT16_TABLE, type ItemBatchInput } from '../compute/vector-items.js';
+import { KvError, invalidArgument } from '../common/errors.js';
+import { appendBreaksList, encodeDeleteBatch, encodeItemBatch, FLOAT16_TABLE, type ItemBatchInput } from '../compute/vector-items.js';
 import { LiveItems, itemVector, listBatches, liveItems } from '../compute/vector-search.js';
-import type { VectorItem } from './api.js';
+import type { KvPair, VectorItem } from './api.js';
 
 /** Encodes a batch, turning format errors into INVALID_ARGUMENT errors for the client. */
 export function encodeBatch(batch: ItemBatchInput): Buffer {
@@ -21,6 +21,36 @@ export function encodeDeletes(ids: Buffer[]): Buffer {
   } catch (err) {
     if (err instanceof RangeError) throw invalidArgument(err.message);
     throw err;
+  }
+}
+
+/**
+ * Refuses an APPEND that would leave a posting list unreadable (see `appendBreaksList`):
+ * WRONG_TYPE naming the key. `head` is the start of the key's value (its first stored piece,
+ * or its first batch), null when it holds none. Call it before writing.
+ */
+export function checkAppend(key: Buffer, head: Buffer | null, bytes: Buffer): void {
+  if (!appendBreaksList(head, bytes)) return;
+  throw new KvError(
+    'WRONG_TYPE',
+    `key '${key.toString('utf8').slice(0, 64)}' holds a vector posting list; appending bytes that are not item batches would make it unreadable (use VADD and VDEL)`,
+  );
+}
+
+/**
+ * `checkAppend` for every pair of a multi-append, all before anything is written (a refusal
+ * refuses the whole call). `headOf(i)` reads the start of pair i's key's value as stored
+ * before the call (it may return a view valid until the next read, and may skip the read,
+ * returning null, for a pair that `appendMayBreakList` clears); a key with no value yet
+ * starts with the bytes the first earlier pair of the call appends to it.
+ */
+export function checkAppends(pairs: readonly KvPair[], headOf: (i: number) => Buffer | null): void {
+  let firsts: Map<string, Buffer> | null = null;
+  for (let i = 0; i < pairs.length; i++) {
+    const { key, value } = pairs[i]!;
+    const head = headOf(i) ?? firsts?.get(key.toString('latin1')) ?? null;
+    checkAppend(key, head, value);
+    if (head === null && value.length > 0) (firsts ??= new Map()).set(key.toString('latin1'), value);
   }
 }
 

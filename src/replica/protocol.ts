@@ -16,7 +16,7 @@ import type { Limits } from '../common/limits.js';
 import type { NodeId } from '../cluster/transport.js';
 import { float32FromBytes } from '../compute/vector-items.js';
 import { parseMetric } from '../compute/vector-score.js';
-import type { VectorHit, VectorSearchRequest } from '../compute/vector-search.js';
+import type { ListSearchResult, UnreadableList, VectorHit, VectorSearchRequest } from '../compute/vector-search.js';
 import type { Record } from '../storage/record.js';
 import type { ApplyItem, ApplyResult } from './store.js';
 import { WireReader, WireWriter } from './wire.js';
@@ -63,11 +63,8 @@ export interface SearchRequest {
 
 export type ReplicaRequest = WriteRequest | ReadRequest | ScanRequest | SearchRequest;
 
-/** A replica's answer to a search: its top hits, and the lists it could not read. */
-export interface SearchReply {
-  hits: VectorHit[];
-  skippedKeys: Buffer[];
-}
+/** A replica's answer to a search: its top hits, and the lists it could not read (with why). */
+export type SearchReply = ListSearchResult;
 
 /** What the decoder checks counts and lengths against. */
 export type ProtocolLimits = Pick<Limits, 'batchKeysMax' | 'keyBytesMax' | 'namespaceBytesMax' | 'scanLimitMax'>;
@@ -100,6 +97,7 @@ export function encodeRequest(req: ReplicaRequest): Buffer {
       w.u8(s.payloadPrefix ? 1 : 0);
       if (s.payloadPrefix) w.bytes(s.payloadPrefix);
       w.u8(s.withPayloads ? 1 : 0);
+      w.u8(s.allCopies ? 1 : 0);
       break;
     }
   }
@@ -151,8 +149,9 @@ export function decodeRequest(payload: Buffer, limits: ProtocolLimits): ReplicaR
       const filter = r.u8() === 1 ? { field: r.raw(), value: r.raw() } : undefined;
       const payloadPrefix = r.u8() === 1 ? r.raw() : undefined;
       const withPayloads = r.u8() === 1;
+      const allCopies = r.u8() === 1;
       r.end();
-      const request: VectorSearchRequest = { keys, query, k, metric, withPayloads, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) };
+      const request: VectorSearchRequest = { keys, query, k, metric, withPayloads, allCopies, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) };
       return { op: 'search', epoch, ns, request };
     }
     default:
@@ -220,8 +219,8 @@ export function encodeSearchReply(reply: SearchReply): Buffer {
     else if (h.payload === null) w.u8(1);
     else w.u8(2).bytes(h.payload);
   }
-  w.u32(reply.skippedKeys.length);
-  for (const k of reply.skippedKeys) w.bytes(k);
+  w.u32(reply.unreadable.length);
+  for (const u of reply.unreadable) w.bytes(u.key).str(u.reason);
   return w.done();
 }
 
@@ -237,11 +236,11 @@ export function decodeSearchReply(buf: Buffer, limits: ProtocolLimits): SearchRe
     const has = r.u8();
     hits.push({ key, id, distance, score, ...(has === 2 ? { payload: r.raw() } : has === 1 ? { payload: null } : {}) });
   }
-  const m = r.count(limits.batchKeysMax, 'skipped keys', 'batchKeysMax');
-  const skippedKeys: Buffer[] = [];
-  for (let i = 0; i < m; i++) skippedKeys.push(r.key(limits));
+  const m = r.count(limits.batchKeysMax, 'unreadable lists', 'batchKeysMax');
+  const unreadable: UnreadableList[] = [];
+  for (let i = 0; i < m; i++) unreadable.push({ key: r.key(limits), reason: r.text(4096, 'reason') });
   r.end();
-  return { hits, skippedKeys };
+  return { hits, unreadable };
 }
 
 // ---------------------------------------------------------------- reading with bounds

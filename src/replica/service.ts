@@ -37,9 +37,8 @@ export interface ReplicaServiceOptions {
 }
 
 /** Runs a vector search over this replica's copies of the lists. */
-export async function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSearchRequest, nowMs: number): Promise<SearchReply> {
-  const hits = await searchLists(req.keys.map((k) => store.listSource(ns, k, nowMs)), req);
-  return { hits, skippedKeys: [] };
+export function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSearchRequest, nowMs: number): Promise<SearchReply> {
+  return searchLists(req.keys.map((k) => store.listSource(ns, k, nowMs)), req);
 }
 
 /**

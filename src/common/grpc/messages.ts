@@ -126,6 +126,8 @@ export interface VectorSearchRequestMessage {
   filter: { field: Buffer; value: Buffer } | null;
   payload_prefix: Buffer;
   with_payloads: boolean;
+  /** Every list's copy of an id, not each id once at its best. */
+  all_copies?: boolean;
 }
 export interface VectorHitMessage {
   key: Buffer;

@@ -232,6 +232,7 @@ export function createRawKvHandlers(context: RawKvContext): UntypedServiceImplem
         k: request.k,
         metric: request.metric,
         withPayloads: request.with_payloads,
+        allCopies: request.all_copies === true,
         ...(request.filter ? { filter: { field: bytesOf(request.filter.field), value: bytesOf(request.filter.value) } } : {}),
         ...(prefix.length > 0 ? { payloadPrefix: prefix } : {}),
       });

@@ -794,8 +794,9 @@ function encodeSearch(w: ReplyWriter, r: VectorSearchResult): void {
 }
 
 /**
- * VSEARCH k metric query KEYS n key... [FILTER field value] [PREFIX bytes] [WITHPAYLOADS]:
- * the k nearest items over the lists, scored at the replicas. `query` is float32 LE.
+ * VSEARCH k metric query KEYS n key... [FILTER field value] [PREFIX bytes] [WITHPAYLOADS] [ALLCOPIES]:
+ * the k nearest items over the lists, scored at the replicas, each id once (at its best) unless
+ * ALLCOPIES asks for every list's copy. `query` is float32 LE.
  */
 function vsearch(c: Connection, args: Buffer[]): void {
   const k = argInteger(args[1]!);
@@ -834,6 +835,8 @@ function vsearch(c: Connection, args: Buffer[]): void {
       request.payloadPrefix = Buffer.from(args[++i]!);
     } else if (eqi(args[i]!, 'withpayloads')) {
       request.withPayloads = true;
+    } else if (eqi(args[i]!, 'allcopies')) {
+      request.allCopies = true;
     } else {
       c.fail(errors.syntax);
       return;
