@@ -15,12 +15,13 @@ const gossip: GossipUpdate[] = [
 
 const messages: MembershipMessage[] = [
   { type: 'ping', seq: 1, target: 'n2', gossip },
-  { type: 'ack', seq: 0xffffffff, gossip: [] },
+  { type: 'ack', seq: 0xffffffff, wallMs: 1_796_000_000_123.5, gossip: [] },
   { type: 'nack', seq: 5, gossip: gossip.slice(1, 2) },
   { type: 'ping-req', seq: 9, target: 'n3', gossip },
   { type: 'gossip', gossip },
   {
     type: 'push-pull',
+    wallMs: 1_796_000_000_000,
     join: true,
     states: [
       { id: 'n1', address: 'a:1', incarnation: 2, status: 'alive', zone: '', meta: Buffer.alloc(0) },
@@ -29,7 +30,7 @@ const messages: MembershipMessage[] = [
       { id: 'n4', address: 'd:1', incarnation: 4, status: 'left', zone: 'z', meta: Buffer.alloc(1) },
     ],
   },
-  { type: 'push-pull', join: false, states: [] },
+  { type: 'push-pull', join: false, wallMs: 1, states: [] },
 ];
 
 test('every membership message round-trips', () => {
@@ -51,20 +52,20 @@ test('every truncation and trailing garbage is refused as PROTOCOL', () => {
 
 test('declared lengths and counts over the limits are refused before allocating', () => {
   // ping whose target id declares 65535 bytes.
-  const ping = Buffer.from([1, 1, 0, 0, 0, 1, 0xff, 0xff]);
+  const ping = Buffer.from([2, 1, 0, 0, 0, 1, 0xff, 0xff]);
   assert.throws(() => decodeMessage(ping), /member id is 65535 bytes, over limit 'memberIdBytesMax'/);
   // push-pull declaring 4 billion members.
-  const pushPull = Buffer.from([1, 5, 0, 0xff, 0xff, 0xff, 0xff]);
+  const pushPull = Buffer.concat([Buffer.from([2, 5, 0]), Buffer.alloc(8), Buffer.from([0xff, 0xff, 0xff, 0xff])]);
   assert.throws(() => decodeMessage(pushPull), /over limit 'membersMax'/);
   // gossip declaring too many updates.
   const many = Buffer.alloc(4);
-  many.writeUInt8(1, 0);
+  many.writeUInt8(2, 0);
   many.writeUInt8(6, 1);
   many.writeUInt16BE(membershipLimits.gossipUpdatesMax + 1, 2);
   assert.throws(() => decodeMessage(many), /over limit 'gossipUpdatesMax'/);
-  assert.throws(() => decodeMessage(Buffer.from([2, 6, 0, 0])), /wire version 2/);
-  assert.throws(() => decodeMessage(Buffer.from([1, 99])), /unknown membership message type 99/);
-  assert.throws(() => decodeMessage(Buffer.from([1, 6, 0, 1, 9])), /unknown gossip update kind 9/);
+  assert.throws(() => decodeMessage(Buffer.from([1, 6, 0, 0])), /wire version 1, expected 2/);
+  assert.throws(() => decodeMessage(Buffer.from([2, 99])), /unknown membership message type 99/);
+  assert.throws(() => decodeMessage(Buffer.from([2, 6, 0, 1, 9])), /unknown gossip update kind 9/);
 });
 
 test('broadcast queue: fewest sends first, newest among equals, replaced by key, retired at the limit', () => {

@@ -83,6 +83,7 @@ test('sessions: 0 stale reads in 10,000 through ioredis (pipelined), node-redis 
         r.disconnect();
       }
     }
+    t.diagnostic(`ioredis: reads ${reads}, stale ${stale}`);
     // node-redis, each command awaited: 3000 pairs.
     const clients = await Promise.all(
       hosts.map(async (_, m) => {
@@ -106,6 +107,7 @@ test('sessions: 0 stale reads in 10,000 through ioredis (pipelined), node-redis 
     } finally {
       await Promise.all(clients.map((client) => client.quit()));
     }
+    t.diagnostic(`+ node-redis: reads ${reads}, stale ${stale}`);
     // redis-cli, commands one at a time on one connection per member: 3000 pairs.
     await Promise.all(
       hosts.map(async (_, m) => {

@@ -84,8 +84,13 @@ export interface EngineOptions {
   requestTimeoutMs?: number;
   /** Chance that a read at ONE also checks the other replicas in the background. */
   readRepairChance?: number;
-  /** Returns an error when this member must not coordinate writes now (its clock is off). */
-  writeGuard?: () => KvError | null;
+  /**
+   * Whether this member may coordinate a write now (its clock): null yes, an error no, a
+   * promise "not known yet" (it settles once known: resolved yes, rejected no).
+   */
+  writeGuard?: () => KvError | null | Promise<void>;
+  /** Returns an error when this member must not serve reads now (its clock is known to be off). */
+  readGuard?: () => KvError | null;
 }
 
 const defaultConsistency: Consistency = { read: 'ONE', write: 'QUORUM' };
@@ -115,7 +120,8 @@ export class Engine implements KvApi {
   private opCounter = 0;
   private readonly timeoutMs: number;
   private readonly readRepairChance: number;
-  private readonly writeGuard: (() => KvError | null) | undefined;
+  private readonly writeGuard: (() => KvError | null | Promise<void>) | undefined;
+  private readonly readGuard: (() => KvError | null) | undefined;
   /** Requests in flight and latency per member: replica choice for every read. */
   readonly tracker: ReplicaTracker;
   readonly counters: EngineCounters = { readRepairs: 0, hintsStored: 0, sloppyWrites: 0 };
@@ -140,6 +146,7 @@ export class Engine implements KvApi {
     this.timeoutMs = options.requestTimeoutMs ?? 2000;
     this.readRepairChance = options.readRepairChance ?? 0.1;
     this.writeGuard = options.writeGuard;
+    this.readGuard = options.readGuard;
     this.tracker = new ReplicaTracker(options.clock);
     this.consistency = { ...defaultConsistency, ...options.consistency };
   }
@@ -200,10 +207,27 @@ export class Engine implements KvApi {
     return id;
   }
 
-  /** Checks this member may coordinate writes, and moves the clock past what the session saw of `keys`. */
-  private beginWrite(ns: string, keys: readonly Buffer[]): void {
-    const refusal = this.writeGuard?.();
-    if (refusal) throw refusal;
+  /**
+   * Checks this member may coordinate writes, and moves the clock past what the session saw
+   * of `keys`; a promise when the check must wait (await it before stamping versions).
+   */
+  private beginWrite(ns: string, keys: readonly Buffer[]): Promise<void> | undefined {
+    const admit = this.writeGuard?.();
+    if (admit instanceof Promise) return admit.then(() => this.observeFloors(ns, keys));
+    if (admit) throw admit;
+    this.observeFloors(ns, keys);
+    return undefined;
+  }
+
+  /** A member whose clock is known to be off serves no reads: it would misjudge expiry, and its copy lacks the writes it refused. */
+  private checkReadable(): void {
+    if (this.readGuard) {
+      const refusal = this.readGuard();
+      if (refusal) throw refusal;
+    }
+  }
+
+  private observeFloors(ns: string, keys: readonly Buffer[]): void {
     const s = this.session;
     if (s && s.size > 0) {
       for (const k of keys) {
@@ -380,6 +404,7 @@ export class Engine implements KvApi {
    * through a read round.
    */
   private readKey<T>(ns: string, key: Buffer, compute: (s: KeyState) => T): MaybePromise<T> {
+    this.checkReadable();
     this.checks.namespace(ns);
     this.checks.key(key);
     if (this.consistency.read === 'ONE' && this.holds(ns, key) && this.localCovers(ns, key)) {
@@ -398,6 +423,7 @@ export class Engine implements KvApi {
 
   /** Reads many keys; the keys this member can answer alone are read in place. */
   private readKeys<T>(ns: string, keys: readonly Buffer[], compute: (s: KeyState) => T): MaybePromise<T[]> {
+    this.checkReadable();
     this.checks.namespace(ns);
     for (const k of keys) this.checks.key(k);
     const now = this.clock.nowMs();
@@ -425,7 +451,8 @@ export class Engine implements KvApi {
    * key's only replica; elsewhere read at the write level, then written.
    */
   private async update<T>(ns: string, key: Buffer, decide: (s: KeyState) => Decision<T>, readLevel: Level = this.consistency.write): Promise<T> {
-    this.beginWrite(ns, [key]);
+    const admitted = this.beginWrite(ns, [key]);
+    if (admitted) await admitted;
     const replicas = this.replicasOf(ns, key);
     if (replicas.length === 1 && replicas[0] === this.self && !this.floorFor(ns, key)) {
       return this.store.update(ns, key, this.clock.nowMs(), decide);
@@ -448,6 +475,7 @@ export class Engine implements KvApi {
   }
 
   readValue(ns: string, key: Buffer, sink: ValueSink): undefined | Promise<Buffer | null> {
+    this.checkReadable();
     this.checks.namespace(ns);
     this.checks.key(key);
     if (this.consistency.read === 'ONE' && this.holds(ns, key) && this.localCovers(ns, key)) {
@@ -499,7 +527,8 @@ export class Engine implements KvApi {
     };
     const { condition, returnOld } = options;
     if (!condition && !returnOld) {
-      this.beginWrite(ns, [key]);
+      const admitted = this.beginWrite(ns, [key]);
+      if (admitted) await admitted;
       await this.write(ns, [{ ns, key, delta: delta() }]);
       return { written: true };
     }
@@ -523,7 +552,8 @@ export class Engine implements KvApi {
       this.checks.key(p.key);
       this.checks.value(p.value);
     }
-    this.beginWrite(ns, pairs.map((p) => p.key));
+    const admitted = this.beginWrite(ns, pairs.map((p) => p.key));
+    if (admitted) await admitted;
     const now = this.clock.nowMs();
     const items = pairs.map((p) => {
       const version = this.version();
@@ -567,7 +597,8 @@ export class Engine implements KvApi {
     this.checks.namespace(ns);
     this.checks.key(key);
     this.checks.value(bytes);
-    this.beginWrite(ns, [key]);
+    const admitted = this.beginWrite(ns, [key]);
+    if (admitted) await admitted;
     if (appendMayBreakList(bytes)) checkAppend(key, await this.valueHead(ns, key), bytes);
     const [r] = await this.write(ns, [this.appendItem(ns, key, bytes)]);
     return r!.size;
@@ -580,7 +611,8 @@ export class Engine implements KvApi {
       this.checks.key(p.key);
       this.checks.value(p.value);
     }
-    this.beginWrite(ns, pairs.map((p) => p.key));
+    const admitted = this.beginWrite(ns, pairs.map((p) => p.key));
+    if (admitted) await admitted;
     // Every pair is checked before any is written.
     const heads = await Promise.all(pairs.map((p) => (appendMayBreakList(p.value) ? this.valueHead(ns, p.key) : null)));
     checkAppends(pairs, (i) => heads[i]!);
@@ -593,7 +625,8 @@ export class Engine implements KvApi {
     this.checks.batch(keys.length, 'delete');
     for (const k of keys) this.checks.key(k);
     const unique = [...new Map(keys.map((k) => [k.toString('latin1'), k])).values()];
-    this.beginWrite(ns, unique);
+    const admitted = this.beginWrite(ns, unique);
+    if (admitted) await admitted;
     const tomb = this.version();
     const results = await this.write(ns, unique.map((key) => ({ ns, key, delta: { ...emptyRecord(), tomb } })));
     return results.filter((r) => r.wasLive).length;
@@ -651,7 +684,8 @@ export class Engine implements KvApi {
       this.checks.field(f.key);
       this.checks.value(f.value);
     }
-    this.beginWrite(ns, [key]);
+    const admitted = this.beginWrite(ns, [key]);
+    if (admitted) await admitted;
     const delta = emptyRecord();
     for (const f of fields) delta.fields.set(f.key.toString('latin1'), { version: this.version(), value: f.value });
     const [r] = await this.write(ns, [{ ns, key, delta }]);
@@ -675,7 +709,8 @@ export class Engine implements KvApi {
     this.checks.namespace(ns);
     this.checks.key(key);
     this.checks.batch(fields.length, 'field delete');
-    this.beginWrite(ns, [key]);
+    const admitted = this.beginWrite(ns, [key]);
+    if (admitted) await admitted;
     const version = this.version();
     const delta = emptyRecord();
     for (const f of fields) delta.fields.set(f.toString('latin1'), { version, value: null });
@@ -724,6 +759,7 @@ export class Engine implements KvApi {
   }
 
   async scan(ns: string, options: ScanOptions): Promise<ScanPage> {
+    this.checkReadable();
     this.checks.namespace(ns);
     const count = Math.min(Math.max(1, options.count), this.limits.scanLimitMax);
     const start = options.cursor ? Buffer.concat([options.cursor, zeroByte]) : Buffer.alloc(0);
@@ -734,6 +770,7 @@ export class Engine implements KvApi {
   }
 
   async range(ns: string, options: RangeOptions): Promise<KvPair[]> {
+    this.checkReadable();
     this.checks.namespace(ns);
     this.checks.rangeLimit(options.limit);
     const start = options.start ?? Buffer.alloc(0);
@@ -813,6 +850,7 @@ export class Engine implements KvApi {
    * a replica that does not answer in time makes the answer degraded, naming its keys.
    */
   async vsearch(ns: string, request: VectorSearchRequest): Promise<VectorSearchResult> {
+    this.checkReadable();
     this.checks.namespace(ns);
     this.checks.batch(request.keys.length, 'vector search');
     for (const k of request.keys) this.checks.key(k);

@@ -10,6 +10,7 @@ import { Random } from '../common/random.js';
 import { createTcpTransport, type TcpTransport } from '../cluster/tcp-transport.js';
 import { Swim } from '../cluster/membership/index.js';
 import { MembershipView } from '../cluster/membership-view.js';
+import { ClockGuard } from '../cluster/clock-guard.js';
 import { Engine } from '../coordinator/engine.js';
 import { HintReplayer } from '../replica/hints.js';
 import type { LmdbReplicaStore } from '../replica/lmdb-store.js';
@@ -21,6 +22,10 @@ import { resolveSeeds } from './seeds.js';
 
 export interface ClusterMember {
   kv: Engine;
+  /** Why this member is out of service now (its clock is known to be off), or null. */
+  clockRefusal(): string | null;
+  /** Clock figures for metrics: median offset of peers (ms, + = peers ahead), skewed or not, versions refused. */
+  clockStats(): { offsetMs: number; skewed: boolean; versionsRefused: number };
   peerPort: number;
   /** JSON for the admin port's /cluster. */
   describe(): unknown;
@@ -60,7 +65,15 @@ export async function startClusterMember(options: {
   });
   const view = new MembershipView(swim, config.nodeId, config.replicas);
   const replicaStore = options.store;
-  new ReplicaService({ store: replicaStore, clock: systemClock, transport, limits, hlc: options.hlc });
+  const clockGuard = new ClockGuard(swim, systemClock, limits.maxClockOffsetMs, (v) => {
+    const fields = { offsetMs: Math.round(v.offsetMs), measured: v.measured, far: v.far, maxClockOffsetMs: limits.maxClockOffsetMs };
+    if (v.state === 'skewed') logger.error(fields, "this member's clock is too far from its peers': it stops coordinating writes");
+    else if (v.state === 'unchecked') logger.info(fields, "clock not yet compared with peers': writes wait for the first measurement");
+    else logger.info(fields, 'clock agrees with peers: coordinating writes');
+  });
+  // Only a clock known to be off takes the member out of service; "not compared yet" makes writes wait.
+  const skewed = () => (clockGuard.current().state === 'skewed' ? clockGuard.refusal() : null);
+  const service = new ReplicaService({ store: replicaStore, clock: systemClock, transport, limits, hlc: options.hlc, guard: skewed });
   const kv = new Engine({
     self: config.nodeId,
     view,
@@ -71,6 +84,8 @@ export async function startClusterMember(options: {
     limits,
     hlc: options.hlc,
     consistency: { read: config.readConsistency, write: config.writeConsistency },
+    writeGuard: () => clockGuard.admit(),
+    readGuard: skewed,
   });
   const hints = new HintReplayer(replicaStore, transport, systemClock, {
     intervalMs: 500,
@@ -99,6 +114,11 @@ export async function startClusterMember(options: {
 
   return {
     kv,
+    clockRefusal: () => skewed()?.message ?? null,
+    clockStats: () => {
+      const v = clockGuard.current();
+      return { offsetMs: v.offsetMs, skewed: v.state === 'skewed', versionsRefused: service.refusedAhead };
+    },
     peerPort: transport.port,
     describe: () => {
       const ring = view.ring();
@@ -122,6 +142,8 @@ export async function startClusterMember(options: {
         coordinator: kv.counters,
         transport: transport.stats(),
         membership: { ...swim.stats },
+        clock: { ...clockGuard.current(), maxClockOffsetMs: limits.maxClockOffsetMs, peers: swim.clocks.describe(), versionsRefused: service.refusedAhead },
+        replicaLoad: kv.tracker.describe(),
       };
     },
     close: async () => {

@@ -39,7 +39,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   const store = openReplicaStore({ path: config.dataDir, limits: config.limits, durability: config.durability });
   const clustered = config.cluster.nodeId !== '';
   const hlc = nodeClock(store, systemClock, clustered ? murmur3(Buffer.from(config.cluster.nodeId)) : soloHlcNode, config.limits);
-  const metrics = createMetrics({ storageStats: () => store.stats() });
+  const metrics = createMetrics({ storageStats: () => store.stats(), clockStats: () => member?.clockStats() ?? null });
   let member: ClusterMember | undefined;
   let ready = false;
   let closing = false;
@@ -110,7 +110,11 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       metrics,
       logger,
       health: () => true,
-      ready: () => (ready ? true : { ready: false, reason: closing ? 'shutting down' : 'starting' }),
+      ready: () => {
+        if (!ready) return { ready: false, reason: closing ? 'shutting down' : 'starting' };
+        const clock = member?.clockRefusal();
+        return clock ? { ready: false, reason: clock } : true;
+      },
       routes: {
         '/cluster': () => ({
           status: 200,

@@ -34,6 +34,8 @@ export interface ReplicaServiceOptions {
   limits: ProtocolLimits & Pick<Limits, 'maxClockOffsetMs'>;
   /** This node's hybrid clock: observes every version applied here. */
   hlc?: HybridClock;
+  /** Refuses every request while this returns an error (this member's clock is off). */
+  guard?: () => KvError | null;
 }
 
 /** Runs a vector search over this replica's copies of the lists. */
@@ -63,6 +65,7 @@ export class ReplicaService {
   private readonly clock: Clock;
   private readonly limits: ReplicaServiceOptions['limits'];
   private readonly hlc: HybridClock | undefined;
+  private readonly guard: (() => KvError | null) | undefined;
   /** Writes refused because their versions were too far ahead. */
   refusedAhead = 0;
 
@@ -71,11 +74,16 @@ export class ReplicaService {
     this.clock = options.clock;
     this.limits = options.limits;
     this.hlc = options.hlc;
+    this.guard = options.guard;
     options.transport.handle(Channel.replica, (from, payload) => this.handle(from, payload));
   }
 
   /** Handles one request; exported for tests. */
   handle(from: NodeId, payload: Buffer): Promise<Buffer> | Buffer {
+    // A member whose clock is off is out of service: its copy would answer stale, and
+    // coordinators go to the other replicas (and keep hints for it) instead.
+    const refusal = this.guard?.();
+    if (refusal) throw refusal;
     const req = decodeRequest(payload, this.limits);
     const nowMs = this.clock.nowMs();
     switch (req.op) {

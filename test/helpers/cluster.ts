@@ -45,6 +45,8 @@ export interface MemberSpec {
   dataDir: string;
   /** Group id the process runs as (root only): lets iptables' owner match tell members apart. */
   gid?: number;
+  /** A command the member runs under, e.g. ['faketime', '-f', '+2h'] (the node command follows it). */
+  wrap?: string[];
 }
 
 /** A port that was free on `host` a moment ago (bind port 0, read it, close). */
@@ -125,7 +127,13 @@ export async function startMemberProcess(spec: MemberSpec, seeds: string[], extr
     ...(seeds.length ? ['--seeds', seeds.join(',')] : []),
     ...extraArgs,
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(spec.gid !== undefined ? { gid: spec.gid } : {}) });
+  const [command, ...prefix] = spec.wrap ?? [process.execPath];
+  const proc = spawn(command!, spec.wrap ? [...prefix, process.execPath, ...args] : args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // faketime: shift only the wall clock; timers run on the real monotonic clock.
+    env: { ...process.env, FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+    ...(spec.gid !== undefined ? { gid: spec.gid } : {}),
+  });
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   const tail: string[] = [];
   const keep = (line: string) => {
@@ -167,6 +175,8 @@ export interface ClusterOptions {
   ids?: string[];
   /** Per-member group id (see MemberSpec.gid). */
   gids?: (number | undefined)[];
+  /** Per-member command wrapper (see MemberSpec.wrap). */
+  wraps?: (string[] | undefined)[];
   extraArgs?: string[];
   startTimeoutMs?: number;
 }
@@ -198,7 +208,9 @@ export class ProcessCluster {
     for (let i = 0; i < options.hosts.length; i++) {
       const host = options.hosts[i]!;
       const gid = options.gids?.[i];
+      const wrap = options.wraps?.[i];
       specs.push({
+        ...(wrap ? { wrap } : {}),
         id: options.ids?.[i] ?? `n${i + 1}`,
         host,
         peerPort: await freePort(host),

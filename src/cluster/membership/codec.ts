@@ -12,8 +12,8 @@ import type { NodeId } from '../transport.js';
 import { membershipLimits } from './config.js';
 import { memberStatusCode, memberStatusOf, type MemberState, type MemberStatus } from './state.js';
 
-/** Wire version; a message of another version is refused. */
-export const membershipWireVersion = 1;
+/** Wire version; a message of another version is refused. 2: acks and push-pulls carry the sender's wall time. */
+export const membershipWireVersion = 2;
 
 /** News about one member, piggy-backed on other messages. */
 export type GossipUpdate = AliveUpdate | SuspectUpdate | DeadUpdate;
@@ -27,10 +27,11 @@ export interface DeadUpdate { kind: 'dead' | 'left'; id: NodeId; incarnation: nu
 /** Every membership message. `gossip` holds already-encoded updates when sending (see encodeUpdate). */
 export type MembershipMessage =
   | { type: 'ping'; seq: number; target: NodeId; gossip: GossipUpdate[] }
-  | { type: 'ack'; seq: number; gossip: GossipUpdate[] }
+  /** `wallMs`: the sender's clock when it answered (clock offsets, see clock-check.ts). */
+  | { type: 'ack'; seq: number; wallMs: number; gossip: GossipUpdate[] }
   | { type: 'nack'; seq: number; gossip: GossipUpdate[] }
   | { type: 'ping-req'; seq: number; target: NodeId; gossip: GossipUpdate[] }
-  | { type: 'push-pull'; join: boolean; states: MemberState[] }
+  | { type: 'push-pull'; join: boolean; wallMs: number; states: MemberState[] }
   | { type: 'gossip'; gossip: GossipUpdate[] };
 
 const typeCode = { ping: 1, ack: 2, nack: 3, 'ping-req': 4, 'push-pull': 5, gossip: 6 } as const;
@@ -69,12 +70,16 @@ export function encodeMessage(message: MembershipMessage, encodedGossip?: readon
       w.str(message.target, membershipLimits.memberIdBytesMax, 'member id');
       break;
     case 'ack':
+      w.u32(message.seq);
+      w.f64(message.wallMs);
+      break;
     case 'nack':
       w.u32(message.seq);
       break;
     case 'push-pull':
       assert(message.states.length <= membershipLimits.membersMax, 'push-pull over membersMax');
       w.u8(message.join ? 1 : 0);
+      w.f64(message.wallMs);
       w.u32(message.states.length);
       for (const s of message.states) {
         w.u8(memberStatusCode[s.status]);
@@ -110,15 +115,21 @@ export function decodeMessage(buf: Buffer): MembershipMessage {
       message = { type: type === typeCode.ping ? 'ping' : 'ping-req', seq, target, gossip: readGossip(r) };
       break;
     }
-    case typeCode.ack:
+    case typeCode.ack: {
+      const seq = r.u32();
+      const wallMs = r.f64();
+      message = { type: 'ack', seq, wallMs, gossip: readGossip(r) };
+      break;
+    }
     case typeCode.nack: {
       const seq = r.u32();
-      message = { type: type === typeCode.ack ? 'ack' : 'nack', seq, gossip: readGossip(r) };
+      message = { type: 'nack', seq, gossip: readGossip(r) };
       break;
     }
     case typeCode['push-pull']: {
       const join = r.u8();
       if (join > 1) throw protocolError(`bad push-pull join flag ${join}`);
+      const wallMs = r.f64();
       const count = r.u32();
       if (count > membershipLimits.membersMax) throw protocolError(`push-pull carries ${count} members, over limit 'membersMax' (${membershipLimits.membersMax})`);
       const states: MemberState[] = [];
@@ -133,7 +144,7 @@ export function decodeMessage(buf: Buffer): MembershipMessage {
         const meta = r.bytes(membershipLimits.metaBytesMax, 'meta');
         states.push({ id, incarnation, status, address, zone, meta });
       }
-      message = { type: 'push-pull', join: join === 1, states };
+      message = { type: 'push-pull', join: join === 1, wallMs, states };
       break;
     }
     case typeCode.gossip:
@@ -197,6 +208,12 @@ class Writer {
     this.parts.push(Buffer.from(this.scratch.subarray(0, 2)));
   }
 
+  f64(v: number): void {
+    const b = Buffer.allocUnsafe(8);
+    b.writeDoubleBE(v, 0);
+    this.parts.push(b);
+  }
+
   u32(v: number): void {
     assert(Number.isInteger(v) && v >= 0 && v <= U32_MAX, `u32 out of range: ${v}`);
     this.scratch.writeUInt32BE(v, 0);
@@ -246,6 +263,13 @@ class Reader {
     this.need(4, 'u32');
     const v = this.buf.readUInt32BE(this.offset);
     this.offset += 4;
+    return v;
+  }
+
+  f64(): number {
+    this.need(8, 'f64');
+    const v = this.buf.readDoubleBE(this.offset);
+    this.offset += 8;
     return v;
   }
 

@@ -27,6 +27,7 @@ import { decodeMessage, encodeMessage, encodeUpdate, type AliveUpdate, type Dead
 import { makeSwimConfig, membershipLimits, type SwimConfig } from './config.js';
 import { aliveFactsDiffer, viewOf, type Member, type MemberIdentity, type MemberState, type MemberView } from './state.js';
 import { Suspicion } from './suspicion.js';
+import { ClockOffsets } from './clock-check.js';
 
 /** What happened to a member. */
 export type MembershipEventType = 'joined' | 'alive' | 'suspect' | 'dead' | 'left' | 'updated';
@@ -94,6 +95,8 @@ export class Swim {
   private readonly seeds: () => Promise<string[]>;
   private readonly self: Member;
   private readonly memberMap = new Map<NodeId, Member>();
+  /** Clock offsets of peers, measured on direct acks and push-pulls (clock-check.ts). */
+  readonly clocks = new ClockOffsets();
   private readonly suspicions = new Map<NodeId, Suspicion>();
   private readonly queue: BroadcastQueue;
   private readonly listeners: Listener[] = [];
@@ -267,8 +270,11 @@ export class Swim {
     if (target.status === 'suspect') gossip.unshift(encodeUpdate({ kind: 'suspect', id: target.id, incarnation: target.incarnation, from: this.self.id }));
     const ping = encodeMessage({ type: 'ping', seq, target: target.id, gossip: [] }, gossip);
     try {
+      const sentAtMs = this.clock.nowMs();
       const reply = this.receiveReply(await this.transport.request(target.id, Channel.membership, ping, this.config.probeTimeoutMs));
       if (reply?.type === 'ack' && reply.seq === seq) {
+        // A direct ack measures the target's clock (relayed ones would add the helper's hop).
+        this.clocks.record(target.id, sentAtMs, this.clock.nowMs(), reply.wallMs);
         this.reconnected();
         return;
       }
@@ -319,6 +325,23 @@ export class Swim {
     this.applySuspect({ kind: 'suspect', id: target.id, incarnation: Math.max(incarnation, current.incarnation), from: this.self.id });
   }
 
+  /**
+   * Measures a member's clock now with a direct ping (its ack carries its wall time), rather
+   * than at its next probe: a member that just learned of a peer knows at once whether its
+   * clock agrees (clock-check.ts). A lost ping is no failure; probes measure again.
+   */
+  private async measureClock(id: NodeId): Promise<void> {
+    if (this.stopped || this.leaving) return;
+    const seq = this.nextSeq++;
+    const sentAtMs = this.clock.nowMs();
+    try {
+      const reply = this.receiveReply(await this.transport.request(id, Channel.membership, this.encodeWithGossip({ type: 'ping', seq, target: id, gossip: [] }), this.config.probeTimeoutMs));
+      if (reply?.type === 'ack' && reply.seq === seq) this.clocks.record(id, sentAtMs, this.clock.nowMs(), reply.wallMs);
+    } catch {
+      // Measured at its next probe instead.
+    }
+  }
+
   private gossipTick(): void {
     if (this.queue.size === 0) return;
     const now = this.clock.nowMs();
@@ -366,12 +389,14 @@ export class Swim {
 
   private async pushPullWith(address: string, join: boolean): Promise<boolean> {
     this.stats.pushPulls++;
-    const request = encodeMessage({ type: 'push-pull', join, states: this.localStates() });
+    const sentAtMs = this.clock.nowMs();
+    const request = encodeMessage({ type: 'push-pull', join, wallMs: sentAtMs, states: this.localStates() });
     try {
       const { from, reply } = await this.transport.requestAt(address, Channel.membership, request, this.config.pushPullTimeoutMs);
       if (this.stopped) return false;
       const message = decodeMessage(reply);
       if (message.type !== 'push-pull') throw new Error(`push-pull answered with ${message.type}`);
+      this.clocks.record(from, sentAtMs, this.clock.nowMs(), message.wallMs);
       this.mergeStates(message.states, from);
       return true;
     } catch {
@@ -391,7 +416,7 @@ export class Swim {
     }
     if (message.type === 'push-pull') {
       // Reply with the state before merging: the requester learns what we knew.
-      const reply = isRequest ? encodeMessage({ type: 'push-pull', join: false, states: this.localStates() }) : undefined;
+      const reply = isRequest ? encodeMessage({ type: 'push-pull', join: false, wallMs: this.clock.nowMs(), states: this.localStates() }) : undefined;
       this.mergeStates(message.states, from);
       return reply;
     }
@@ -400,12 +425,12 @@ export class Swim {
       case 'ping':
         if (!isRequest) return;
         if (message.target !== this.self.id) return this.encodeWithGossip({ type: 'nack', seq: message.seq, gossip: [] });
-        return this.encodeWithGossip({ type: 'ack', seq: message.seq, gossip: [] });
+        return this.encodeWithGossip({ type: 'ack', seq: message.seq, wallMs: this.clock.nowMs(), gossip: [] });
       case 'ping-req':
         if (!isRequest) return;
         return this.pingOnBehalf(message.seq, message.target);
       case 'gossip':
-        return isRequest ? this.encodeWithGossip({ type: 'ack', seq: 0, gossip: [] }) : undefined;
+        return isRequest ? this.encodeWithGossip({ type: 'ack', seq: 0, wallMs: this.clock.nowMs(), gossip: [] }) : undefined;
       case 'ack':
       case 'nack':
         this.stats.badMessages++;
@@ -422,7 +447,7 @@ export class Swim {
     } catch {
       acked = false;
     }
-    return this.encodeWithGossip({ type: acked ? 'ack' : 'nack', seq, gossip: [] });
+    return this.encodeWithGossip(acked ? { type: 'ack', seq, wallMs: this.clock.nowMs(), gossip: [] } : { type: 'nack', seq, gossip: [] });
   }
 
   /** Decodes a reply and applies its gossip; undefined when it is malformed. */
@@ -512,6 +537,7 @@ export class Swim {
       this.probeList.splice(this.probeIndex + this.random.nextInt(this.probeList.length - this.probeIndex + 1), 0, u.id);
       this.broadcast(u);
       this.emit('joined', member);
+      void this.measureClock(u.id);
       return;
     }
     if (u.incarnation <= m.incarnation) return;
@@ -528,6 +554,7 @@ export class Swim {
     if (wasStatus !== 'alive') {
       this.setStatus(m, 'alive');
       this.emit('alive', m);
+      void this.measureClock(u.id);
     } else if (factsChanged) {
       this.emit('updated', m);
     }

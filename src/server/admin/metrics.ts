@@ -27,6 +27,8 @@ export const disconnectReasonLabelsMax = 64;
 export interface MetricsOptions {
   /** Read on every scrape for `ragkv_keys` and `ragkv_stored_bytes`. */
   storageStats: () => { keys: number; bytes: number; pruneQueue?: number; prunedRecords?: number; prunedBytes?: number; payloadsRefused?: number };
+  /** Read on every scrape: this member's clock against its peers' (null on a single node). */
+  clockStats?: () => { offsetMs: number; skewed: boolean; versionsRefused: number } | null;
 }
 
 /** The node's metrics: what the protocol servers report into, and what /metrics serves. */
@@ -86,6 +88,31 @@ export function createMetrics(options: MetricsOptions): MetricsRegistry {
     },
   });
 
+  new Gauge({
+    name: 'ragkv_clock_offset_ms',
+    help: "Median offset of the peers' clocks from this member's, ms (positive: peers are ahead).",
+    registers: [registry],
+    collect() {
+      this.set(options.clockStats?.()?.offsetMs ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'ragkv_clock_skewed',
+    help: "1 while this member's clock is too far from its peers' ('maxClockOffsetMs'): it coordinates no writes.",
+    registers: [registry],
+    collect() {
+      this.set(options.clockStats?.()?.skewed ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'ragkv_versions_refused_total',
+    help: "Writes this replica refused because their versions were further ahead of its clock than 'maxClockOffsetMs'.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(options.clockStats?.()?.versionsRefused ?? 0);
+    },
+  });
   new Gauge({
     name: 'ragkv_prune_queue',
     help: 'Records waiting for compaction to remove their deleted vector items.',
