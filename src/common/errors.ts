@@ -12,14 +12,15 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'WRONG_TYPE'
   | 'OVERLOADED'
+  | 'DISK_FULL'
   | 'UNAVAILABLE'
   | 'QUORUM_NOT_MET'
   | 'PROTOCOL'
   | 'LIMIT_EXCEEDED'
   | 'INTERNAL';
 
-/** Codes after which the same request may succeed if retried. */
-const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'UNAVAILABLE', 'QUORUM_NOT_MET']);
+/** Codes after which the same request may succeed if retried (DISK_FULL: once space is freed). */
+const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'DISK_FULL', 'UNAVAILABLE', 'QUORUM_NOT_MET']);
 
 /** An error a client caused or may retry; its message is shown to the client as it is. */
 export class KvError extends Error {

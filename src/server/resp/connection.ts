@@ -44,6 +44,10 @@ export function errorLine(e: KvError): string {
       return `TRYAGAIN ${e.message}`;
     case 'WRONG_TYPE':
       return `WRONGTYPE ${e.message}`;
+    // Its own prefix, so that clients and operators tell it from overload: waiting helps only
+    // once someone frees space.
+    case 'DISK_FULL':
+      return `DISKFULL ${e.message}`;
     default:
       return `ERR ${e.message}`;
   }
