@@ -47,6 +47,11 @@ export interface Limits {
   hintsMax: number;
   /** Bytes of hints a node stores at most. */
   hintBytesMax: number;
+  /**
+   * Free bytes the data directory's filesystem keeps: under this, writes are refused as
+   * DISK_FULL before LMDB runs out of space mid-commit (reads go on).
+   */
+  diskFreeBytesMin: number;
 }
 
 const MiB = 1024 * 1024;
@@ -74,6 +79,7 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   peerRequestsInFlightMax: 10_000,
   hintsMax: 1_000_000,
   hintBytesMax: 1024 * MiB,
+  diskFreeBytesMin: 64 * MiB,
 });
 
 /** Checks that the limits agree with each other; a broken relation is a configuration error. */

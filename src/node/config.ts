@@ -86,6 +86,7 @@ const limitDescriptions: Record<keyof Limits, string> = {
   peerRequestsInFlightMax: 'requests awaiting a reply on one peer connection',
   hintsMax: 'hints (writes kept for an unreachable replica) stored at most',
   hintBytesMax: 'bytes of hints stored at most',
+  diskFreeBytesMin: 'free bytes kept on the data directory\'s filesystem: under this, writes are refused as DISK_FULL (reads go on)',
 };
 
 /** `keyBytesMax` -> `key-bytes-max`. */
