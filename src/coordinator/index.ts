@@ -32,6 +32,7 @@ export async function openLocalKv(options: LocalKvOptions): Promise<{ kv: LocalC
     namespacesMax: limits.namespacesMax,
     hintsMax: limits.hintsMax,
     hintBytesMax: limits.hintBytesMax,
+    diskFreeBytesMin: limits.diskFreeBytesMin,
     pruner: vectorItemPruner,
   });
   const kv = new LocalCoordinator(store, { limits, ...(options.clock ? { clock: options.clock } : {}) });
