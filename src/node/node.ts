@@ -11,6 +11,7 @@ import { createLogger, type Logger } from './logger.js';
 import { acquireDataDirLock } from './lock.js';
 import { startClusterMember, type ClusterMember } from './cluster-member.js';
 import type { KvApi } from '../coordinator/api.js';
+import type { DiskState } from '../storage/disk-space.js';
 import type { NodeConfig } from './config.js';
 
 export type { ClusterConfig, Durability, NodeConfig } from './config.js';
@@ -36,7 +37,14 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   const startedAt = Date.now();
   const engine = await openLocalKv({ path: config.dataDir, limits: config.limits, durability: config.durability });
   const local = engine.kv;
-  const metrics = createMetrics({ storageStats: () => local.stats() });
+  const disk = engine.store.disk;
+  const metrics = createMetrics({ storageStats: () => local.stats(), diskState: () => disk.state() });
+  const logDisk = (state: DiskState): void => {
+    if (state.full) logger.error({ dataDir: config.dataDir, reason: state.reason, freeBytes: state.freeBytes }, 'disk full: writes refused');
+    else logger.info({ dataDir: config.dataDir, freeBytes: state.freeBytes }, 'disk has space again: writes accepted');
+  };
+  disk.onChange(logDisk);
+  if (disk.isFull) logDisk(disk.state()); // found full while opening
   let member: ClusterMember | undefined;
   let ready = false;
   let closing = false;
@@ -47,6 +55,8 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   let pruning = false;
   const sweeper = setInterval(() => {
     if (closing) return;
+    disk.check();
+    if (disk.isFull) return; // background writes wait for space instead of failing every sweep
     if (!sweeping) {
       sweeping = true;
       local.sweepExpired(sweepKeysMax)
@@ -113,7 +123,11 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       metrics,
       logger,
       health: () => true,
-      ready: () => (ready ? true : { ready: false, reason: closing ? 'shutting down' : 'starting' }),
+      ready: () => {
+        if (!ready) return { ready: false, reason: closing ? 'shutting down' : 'starting' };
+        const state = disk.state();
+        return state.full ? { ready: false, reason: `disk full: ${state.reason}; writes are refused, reads are served` } : true;
+      },
       routes: {
         '/cluster': () => ({
           status: 200,
