@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { tempDir } from './helpers/tmp.js';
 import { kill9, startNodeProcess, stopGracefully, type NodeProcess } from './helpers/process.js';
 import { openLocalKv } from '../src/coordinator/index.js';
+import { createRawKvClient, GrpcStatus, type ServiceError } from '../src/client/grpc.js';
 import { KvError } from '../src/common/errors.js';
 
 const MiB = 1024 * 1024;
@@ -182,6 +183,18 @@ test('a full disk refuses writes with DISKFULL, keeps reads, says so, recovers, 
     assert.equal(await metric(node, 'ragkv_disk_full'), 1, `${when}: ragkv_disk_full`);
     // Even a write small enough to fit in LMDB's free pages is refused: no flapping.
     await assert.rejects(client.set('small', 'x'), /^ReplyError: DISKFULL /, `${when}: a small write while full`);
+    const grpc = createRawKvClient(`127.0.0.1:${node.ports.grpc}`);
+    try {
+      await assert.rejects(
+        grpc.rawPut({ key: Buffer.from('small'), value: Buffer.from('x') }),
+        (err: ServiceError) => err.code === GrpcStatus.RESOURCE_EXHAUSTED && /no space left on the data disk/.test(err.details),
+        `${when}: a gRPC write while full`,
+      );
+      const read = await grpc.rawGet({ key: Buffer.from(acked.keys().next().value!) });
+      assert.equal(read.value?.length, valueBytes, `${when}: a gRPC read while full`);
+    } finally {
+      grpc.close();
+    }
     assert.ok((await metric(node, 'ragkv_disk_full_writes_refused_total'))! >= 1, `${when}: refused writes counted`);
   };
 
