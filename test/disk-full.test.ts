@@ -219,13 +219,17 @@ test('a full disk refuses writes with DISKFULL, keeps reads, says so, recovers, 
     await checkAckedReads(c1, 'disk full');
     await assertDiskFull(first, c1, 'disk full');
     const fullLogs = () => first.logs.filter((l) => l.msg === 'disk full: writes refused');
+    await waitFor('the disk-full log line', async () => fullLogs().length > 0);
     assert.equal(fullLogs().length, 1, 'one log line when the disk became full, none per refused write');
     assert.equal(fullLogs()[0]!.level, 'error');
 
     // ---- 2. Space comes back: writes are accepted again without a restart.
     rmSync(filler);
     await assertRecovered(first, c1, 'after-free', 'filler deleted');
-    assert.equal(first.logs.filter((l) => l.msg === 'disk has space again: writes accepted').length, 1);
+    const freeLogs = () => first.logs.filter((l) => l.msg === 'disk has space again: writes accepted');
+    await waitFor('the log line of the recovery', async () => freeLogs().length > 0);
+    assert.equal(freeLogs().length, 1);
+    assert.equal(fullLogs().length, 1);
 
     // ---- 3. Fill again, kill -9 on the full disk, take its last byte, restart there.
     assert.match((await fillUntilRefused(c1, 'fill2')).message, /^DISKFULL /);
