@@ -11,7 +11,7 @@ import { createLogger, type Logger } from './logger.js';
 import { acquireDataDirLock } from './lock.js';
 import { startClusterMember, type ClusterMember } from './cluster-member.js';
 import type { KvApi } from '../coordinator/api.js';
-import type { DiskState } from '../storage/disk-space.js';
+import type { DiskState } from '../storage/index.js';
 import type { NodeConfig } from './config.js';
 
 export type { ClusterConfig, Durability, NodeConfig } from './config.js';
