@@ -4,7 +4,8 @@
  * through RESP until a write is refused; the refusal must be a clear retryable error and no
  * acknowledgement, reads must go on, /ready and /metrics must say so, and freeing space must
  * bring writes back by itself. A node killed on a full disk, and one stopped cleanly on a
- * full disk, must start again there and serve every write acknowledged before.
+ * full disk, must start again there and serve every write acknowledged before. In process:
+ * a commit that failed leaves nothing behind, in the counters or in namespace ids.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
