@@ -10,7 +10,7 @@ import { Ring } from '../src/cluster/ring.js';
 import { SimClock, SimNetwork } from '../testing/sim/index.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
 import { startSimMember } from '../testing/members.js';
-import type { KvError } from '../src/common/errors.js';
+import { KvError } from '../src/common/errors.js';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -91,6 +91,33 @@ test('sloppy quorum: a write for a down replica goes to a fallback member as a h
   assert.ok(delivered, 'the hint was replayed to the owner');
   const removed = await c.clock.runUntilTrue(() => c.stores.get(holders[0]!)!.hintCount() === 0, 5_000);
   assert.ok(removed, 'and removed from the fallback once the owner acknowledged it');
+  c.stop();
+});
+
+test('a hint holder whose disk is full keeps the hint (no crash) and removes it once space is back', async () => {
+  const c = cluster(5);
+  const key = b('doc:2');
+  const owners = c.ring.replicasFor('default', key);
+  const down = owners[1]!;
+  const coord = c.ids.find((id) => !owners.includes(id))!;
+  c.net.crash(down);
+  await c.run(c.nodes.get(coord)!.kv.withConsistency({ write: 'ALL' }).set('default', key, b('hinted')));
+  const holder = c.stores.get(c.ids.find((id) => c.stores.get(id)!.hintCount() > 0)!)!;
+  // The holder's disk is full: removing delivered hints (a write) fails.
+  const removeHints = holder.removeHints.bind(holder);
+  let refused = 0;
+  let full = true;
+  holder.removeHints = (target, ids) => {
+    if (!full) return removeHints(target, ids);
+    refused++;
+    return Promise.reject(new KvError('DISK_FULL', 'no space left on the data disk'));
+  };
+  c.restart(down);
+  assert.ok(await c.clock.runUntilTrue(() => refused >= 3, 5_000), 'delivered again each round while the removal fails');
+  assert.equal(holder.hintCount(), 1, 'the hint is kept while it cannot be removed');
+  assert.equal(c.stores.get(down)!.read('default', [key])[0]?.base?.value.toString(), 'hinted');
+  full = false;
+  assert.ok(await c.clock.runUntilTrue(() => holder.hintCount() === 0, 5_000), 'removed once space is back');
   c.stop();
 });
 

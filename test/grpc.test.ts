@@ -890,6 +890,7 @@ describe('toGrpcFailure', () => {
       ['NOT_FOUND', GrpcStatus.NOT_FOUND],
       ['WRONG_TYPE', GrpcStatus.FAILED_PRECONDITION],
       ['OVERLOADED', GrpcStatus.RESOURCE_EXHAUSTED],
+      ['DISK_FULL', GrpcStatus.RESOURCE_EXHAUSTED],
       ['UNAVAILABLE', GrpcStatus.UNAVAILABLE],
       ['QUORUM_NOT_MET', GrpcStatus.UNAVAILABLE],
     ];

@@ -13,6 +13,8 @@ export const errorCodes = [
   'NOT_FOUND',
   'WRONG_TYPE',
   'OVERLOADED',
+  /** The data disk is full: writes are refused until space is freed (reads go on). */
+  'DISK_FULL',
   'UNAVAILABLE',
   'QUORUM_NOT_MET',
   /** A clock too far from the cluster's: this member does not coordinate writes, or a version is from too far ahead. */
@@ -31,8 +33,8 @@ export function isErrorCode(code: string): code is ErrorCode {
   return knownCodes.has(code);
 }
 
-/** Codes after which the same request may succeed if retried. */
-const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'UNAVAILABLE', 'QUORUM_NOT_MET', 'CLOCK_SKEW']);
+/** Codes after which the same request may succeed if retried (DISK_FULL: once space is freed). */
+const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'DISK_FULL', 'UNAVAILABLE', 'QUORUM_NOT_MET', 'CLOCK_SKEW']);
 
 /** An error a client caused or may retry; its message is shown to the client as it is. */
 export class KvError extends Error {

@@ -66,6 +66,11 @@ export interface Limits {
   sessionKeysMax: number;
   /** Largest gRPC session token, in bytes; older keys are dropped from a token to fit. */
   sessionTokenBytesMax: number;
+  /**
+   * Free bytes the data directory's filesystem keeps: under this, writes are refused as
+   * DISK_FULL before LMDB runs out of space mid-commit (reads go on).
+   */
+  diskFreeBytesMin: number;
 }
 
 const MiB = 1024 * 1024;
@@ -98,6 +103,7 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   maxClockOffsetMs: 500,
   sessionKeysMax: 4096,
   sessionTokenBytesMax: 16 * 1024,
+  diskFreeBytesMin: 64 * MiB,
 });
 
 /** Checks that the limits agree with each other; a broken relation is a configuration error. */

@@ -92,6 +92,7 @@ const limitDescriptions: Record<keyof Limits, string> = {
   maxClockOffsetMs: 'largest clock offset between members, in ms: a member further from its peers stops coordinating writes (CLOCK_SKEW), and replicas refuse versions further ahead of their clock',
   sessionKeysMax: 'keys on other members whose session state (read-your-writes, monotonic reads) one connection keeps',
   sessionTokenBytesMax: 'largest gRPC session token, in bytes (older keys are dropped to fit)',
+  diskFreeBytesMin: 'free bytes kept on the data directory\'s filesystem: under this, writes are refused as DISK_FULL (reads go on)',
 };
 
 /** `keyBytesMax` -> `key-bytes-max`. */

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './logger.js';
 import { acquireDataDirLock } from './lock.js';
 import { startClusterMember, type ClusterMember } from './cluster-member.js';
 import type { KvApi } from '../coordinator/api.js';
+import type { DiskState } from '../storage/index.js';
 import type { NodeConfig } from './config.js';
 
 export type { ClusterConfig, Durability, NodeConfig } from './config.js';
@@ -39,7 +40,14 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   const store = openReplicaStore({ path: config.dataDir, limits: config.limits, durability: config.durability });
   const clustered = config.cluster.nodeId !== '';
   const hlc = nodeClock(store, systemClock, clustered ? murmur3(Buffer.from(config.cluster.nodeId)) : soloHlcNode, config.limits);
-  const metrics = createMetrics({ storageStats: () => store.stats(), clockStats: () => member?.clockStats() ?? null });
+  const disk = store.disk;
+  const metrics = createMetrics({ storageStats: () => store.stats(), diskState: () => disk.state(), clockStats: () => member?.clockStats() ?? null });
+  const logDisk = (state: DiskState): void => {
+    if (state.full) logger.error({ dataDir: config.dataDir, reason: state.reason, freeBytes: state.freeBytes }, 'disk full: writes refused');
+    else logger.info({ dataDir: config.dataDir, freeBytes: state.freeBytes }, 'disk has space again: writes accepted');
+  };
+  disk.onChange(logDisk);
+  if (disk.isFull) logDisk(disk.state()); // found full while opening
   let member: ClusterMember | undefined;
   let ready = false;
   let closing = false;
@@ -50,6 +58,8 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   let pruning = false;
   const sweeper = setInterval(() => {
     if (closing) return;
+    disk.check();
+    if (disk.isFull) return; // background writes wait for space instead of failing every sweep
     if (!sweeping) {
       sweeping = true;
       store.sweepExpired(Date.now(), sweepKeysMax)
@@ -112,6 +122,8 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       health: () => true,
       ready: () => {
         if (!ready) return { ready: false, reason: closing ? 'shutting down' : 'starting' };
+        const state = disk.state();
+        if (state.full) return { ready: false, reason: `disk full: ${state.reason}; writes are refused, reads are served` };
         const clock = member?.clockRefusal();
         return clock ? { ready: false, reason: clock } : true;
       },

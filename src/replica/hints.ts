@@ -70,7 +70,11 @@ export class HintReplayer {
       } catch {
         return; // still unreachable: the next round tries again
       }
-      await this.store.removeHints(target, batch.ids);
+      try {
+        await this.store.removeHints(target, batch.ids);
+      } catch {
+        return; // not removed (a full disk): delivered again next round, and merge is idempotent
+      }
       this.delivered += batch.items.length;
     }
   }

@@ -37,6 +37,7 @@ export function openReplicaStore(options: { path: string; limits: Limits; durabi
       namespacesMax: limits.namespacesMax,
       hintsMax: limits.hintsMax,
       hintBytesMax: limits.hintBytesMax,
+      diskFreeBytesMin: limits.diskFreeBytesMin,
       pruner: vectorItemPruner,
     }),
   );
@@ -44,6 +45,11 @@ export function openReplicaStore(options: { path: string; limits: Limits; durabi
 
 export class LmdbReplicaStore implements ReplicaStore {
   constructor(readonly store: LmdbStore) {}
+
+  /** Whether the data disk is full (writes refused, reads served), and its free space. */
+  get disk(): LmdbStore['disk'] {
+    return this.store.disk;
+  }
 
   /** Waits for pending writes, then closes LMDB. */
   close(): Promise<void> {

@@ -9,9 +9,16 @@
  *
  * A write applies a delta (a `Record`, see record.ts) with the same result as `merge`, but
  * touches only what the delta changes: an append writes its bytes and a small header.
+ *
+ * A commit can fail (the disk is full): its writes are rejected, never acknowledged, and
+ * nothing of them stays, on disk or in memory. What the store keeps in memory besides LMDB
+ * (counters, namespace ids) is therefore taken from what a commit wrote, not from what a
+ * callback meant to write. A commit that failed for lack of space makes the disk full
+ * (disk-space.ts): later writes are refused at once until space comes back.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { KvError, overloaded } from '../common/errors.js';
+import { DiskSpace } from './disk-space.js';
 import { type Record, type Segment, preferredPayload } from './record.js';
 import type { SegmentPruner } from './pruner.js';
 import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion, readVersion } from './version.js';
@@ -72,6 +79,8 @@ export interface StoreOptions {
   hintBytesMax?: number;
   /** Removes dead parts of appended segments (deleted vector items); none: never pruned. */
   pruner?: SegmentPruner;
+  /** Free bytes under which writes are refused as DISK_FULL (see disk-space.ts). */
+  diskFreeBytesMin?: number;
 }
 
 /** Store-wide counters, persisted with every write. */
@@ -112,10 +121,24 @@ export class LmdbStore {
   private readonly hintsMax: number;
   private readonly hintBytesMax: number;
   private readonly nsIds = new Map<string, number>();
-  private readonly stats: Stats;
+  /** Namespaces given an id whose entry no commit has written yet: every write transaction writes them. */
+  private readonly nsUnwritten = new Map<string, number>();
+  /** True until a commit has written the storage format (it could not be written at open). */
+  private formatUnwritten = false;
+  /** Counters as of the last commit that succeeded: what readers see. */
+  private stats: Stats;
+  /**
+   * Counters inside a write transaction: read from the database at the start of each
+   * callback, so that a failed commit's changes, which LMDB dropped, are dropped here too.
+   */
+  private txnStats: Stats;
   private pendingWrites = 0;
   private statsDirty = false;
   private closed = false;
+  /** Commits in flight (settled or not), for close. */
+  private readonly commits = new Set<Promise<void>>();
+  /** Free space of the data directory; full means writes are refused. */
+  readonly disk: DiskSpace;
   readonly durability: Durability;
   private readonly writeQueueMax: number;
   private readonly namespacesMax: number;
@@ -130,6 +153,7 @@ export class LmdbStore {
     this.inlineBaseBytesMax = options.inlineBaseBytesMax ?? 8 * 1024;
     this.compactTailCount = options.compactTailCount ?? 32;
     this.chunkBytesMax = options.chunkBytesMax ?? 1024 * 1024;
+    this.disk = new DiskSpace(options.path, options.diskFreeBytesMin ?? 64 * 1024 * 1024);
     this.env = open({
       path: options.path,
       // `path` is always a directory, even when its name has a dot in it.
@@ -139,6 +163,11 @@ export class LmdbStore {
       mapSize: 64 * 1024 * 1024 * 1024,
       overlappingSync: this.durability !== 'none',
       noSync: this.durability === 'none',
+      // With event-turn batching, lmdb-js rejects a promise of its own, which no caller can
+      // handle, when a commit fails (a full disk): the process would exit on an unhandled
+      // rejection. `write` batches per tick itself, and lmdb-js still joins transactions
+      // queued before the write thread starts.
+      eventTurnBatching: false,
     });
     const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
     this.records = this.env.openDB<Buffer, Buffer>('records', binary);
@@ -157,16 +186,34 @@ export class LmdbStore {
       this.hintBytes += value.length;
       this.hintSeq = Math.max(this.hintSeq, Number(key.readBigUInt64BE(key.length - 8)));
     }
+    this.disk.check();
     const format = this.system.get(formatKey) as number | undefined;
-    if (format === undefined || upgradableFormats.includes(format)) this.system.putSync(formatKey, storageFormat);
-    else if (format !== storageFormat) {
+    if (format !== undefined && format !== storageFormat && !upgradableFormats.includes(format)) {
       throw new Error(`data at '${options.path}' is in storage format ${format}; this ragkv reads format ${storageFormat}`);
+    }
+    if (format !== storageFormat) {
+      // Format 1 data is valid format 2, and a new store holds nothing yet: on a full disk,
+      // the node starts and serves reads, and the first commit that succeeds writes the format.
+      this.formatUnwritten = true;
+      if (!this.disk.isFull) {
+        try {
+          this.system.putSync(formatKey, storageFormat);
+          this.formatUnwritten = false;
+        } catch (err) {
+          if (!this.disk.commitFailed((err as { code?: unknown }).code)) throw err;
+        }
+      }
     }
     for (const { key, value } of this.system.getRange({ start: nsKeyPrefix, end: nsKeyPrefix + '\uffff' })) {
       this.nsIds.set(key.slice(nsKeyPrefix.length), value as number);
     }
-    const stats = this.system.get(statsKey) as Stats | undefined;
-    this.stats = stats ?? { hlcTs: 0, keys: {}, bytes: 0 };
+    this.stats = this.committedStats();
+    this.txnStats = this.stats;
+  }
+
+  /** The counters the database holds (inside a write callback: as this transaction sees them). */
+  private committedStats(): Stats {
+    return (this.system.get(statsKey) as Stats | undefined) ?? { hlcTs: 0, keys: {}, bytes: 0 };
   }
 
   /** Highest version timestamp ever applied here; the HLC starts past it. */
@@ -462,13 +509,18 @@ export class LmdbStore {
   /**
    * Runs `fn` inside the next batched write transaction and resolves with its result once
    * the batch is durable. Writes issued in one synchronous run (a client's pipelined
-   * commands) share one callback and one stats update; lmdb-js commits every callback of an
-   * event-loop turn in one LMDB transaction, with one flush. `fn` reads through this store's read methods (they see
-   * the transaction's own writes) and writes through `apply` / `ensureNamespace`. A `fn`
-   * that throws rejects its own write only; it must throw before writing (validate first).
+   * commands) share one callback and one stats update; lmdb-js joins callbacks queued
+   * before its write thread starts into one LMDB transaction, with one flush. `fn` reads
+   * through this store's read methods (they see the transaction's own writes) and writes
+   * through `apply` / `ensureNamespace`. A `fn` that throws rejects its own write only; it
+   * must throw before writing (validate first). A commit that fails rejects every write of
+   * its batch (DISK_FULL when the disk is full); none of them is acknowledged.
    */
   write<T>(fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new KvError('UNAVAILABLE', 'storage is closed'));
+    // Refused before it is tried: a write small enough for LMDB's free pages would succeed
+    // and make the state flap, while the next large one fails again.
+    if (this.disk.isFull) return Promise.reject(this.disk.refusal());
     if (this.pendingWrites >= this.writeQueueMax) {
       return Promise.reject(
         overloaded(`write queue is full: ${this.pendingWrites} writes waiting, limit 'writeQueueMax' (${this.writeQueueMax})`),
@@ -493,7 +545,14 @@ export class LmdbStore {
     this.queued = [];
     this.commitScheduled = false;
     const outcomes: { ok: boolean; value: unknown }[] = new Array(batch.length);
+    let statsAfter: Stats | undefined;
+    let nsWritten: [string, number][] = [];
+    let formatWritten = false;
     const done = this.env.transaction(() => {
+      // The counters as committed (and as earlier callbacks of this transaction left them):
+      // not the in-memory ones, which may still hold a failed commit's changes.
+      this.txnStats = this.committedStats();
+      this.statsDirty = false;
       for (let i = 0; i < batch.length; i++) {
         try {
           outcomes[i] = { ok: true, value: batch[i]!.fn() };
@@ -501,23 +560,73 @@ export class LmdbStore {
           outcomes[i] = { ok: false, value: err };
         }
       }
+      // Namespaces created by this batch or by a batch whose commit failed: their entries go
+      // in the same transaction as the records that use their ids.
+      for (const [name, id] of this.nsUnwritten) this.system.put(nsKeyPrefix + name, id);
+      nsWritten = [...this.nsUnwritten];
+      if (this.formatUnwritten) {
+        this.system.put(formatKey, storageFormat);
+        formatWritten = true;
+      }
       if (this.statsDirty) {
-        this.system.put(statsKey, this.stats);
+        this.system.put(statsKey, this.txnStats);
         this.statsDirty = false;
       }
+      statsAfter = this.txnStats;
     });
+    // The flush of this transaction, taken now (`then` reads lmdb-js's current flush):
+    // later, it would be a later transaction's, which never settles if that one fails.
+    let flushed: Promise<unknown> | undefined;
+    if (this.durability === 'fsync') {
+      flushed = new Promise((resolve, reject) => void this.env.flushed.then(resolve, reject));
+      flushed.catch(() => {}); // waited for only when the commit succeeds
+    }
     const settle = (err?: unknown) => {
       this.pendingWrites -= batch.length;
       for (let i = 0; i < batch.length; i++) {
         const o = outcomes[i];
-        if (err !== undefined || !o) batch[i]!.reject(err ?? new KvError('INTERNAL', 'write was not run'));
+        if (err !== undefined) batch[i]!.reject(err instanceof KvError && err.code === 'DISK_FULL' ? this.disk.refusal() : err);
+        else if (!o) batch[i]!.reject(new KvError('INTERNAL', 'write was not run'));
         else if (o.ok) batch[i]!.resolve(o.value);
         else batch[i]!.reject(o.value);
       }
     };
-    done
-      .then(() => (this.durability === 'fsync' ? this.env.flushed : undefined))
-      .then(() => settle(), (err: unknown) => settle(err ?? new KvError('INTERNAL', 'commit failed')));
+    const committed = done.then(
+      () => {
+        // Commits settle in order, so this is the latest committed state.
+        if (statsAfter) this.stats = statsAfter;
+        for (const [name, id] of nsWritten) if (this.nsUnwritten.get(name) === id) this.nsUnwritten.delete(name);
+        if (formatWritten) this.formatUnwritten = false;
+        return flushed;
+      },
+      (err: unknown) => this.commitFailure(err),
+    );
+    const settled = committed.then(
+      () => settle(),
+      (err: unknown) => settle(err ?? new KvError('INTERNAL', 'commit failed')),
+    );
+    this.commits.add(settled);
+    void settled.finally(() => this.commits.delete(settled));
+  }
+
+  /**
+   * Turns a failed commit's error into the one its writes get: DISK_FULL when it failed for
+   * lack of space (the disk is full from now on), else an error naming the LMDB error.
+   */
+  private async commitFailure(err: unknown): Promise<never> {
+    // lmdb-js gives "Commit failed" with the cause in a promise of its own that rejects with
+    // the LMDB error (`code`: an errno, or an LMDB code); unhandled, it would end the process.
+    const cause = (err as { commitError?: Promise<unknown> } | null)?.commitError;
+    let lmdbError: unknown = err;
+    if (cause && typeof cause.then === 'function') {
+      lmdbError = await cause.then(
+        () => err,
+        (e: unknown) => e,
+      );
+    }
+    const code = (lmdbError as { code?: unknown } | null)?.code;
+    if (this.disk.commitFailed(code)) throw new KvError('DISK_FULL', 'disk full');
+    throw new Error(`storage commit failed: ${lmdbError instanceof Error ? lmdbError.message : String(lmdbError)}`, { cause: lmdbError });
   }
 
   /** Writes waiting for their commit now. */
@@ -525,7 +634,11 @@ export class LmdbStore {
     return this.pendingWrites;
   }
 
-  /** Id of a namespace, created if needed. Only inside `write`. */
+  /**
+   * Id of a namespace, created if needed. Its entry is written by the next write
+   * transaction, together with the first records that use the id (and again by later ones
+   * until a commit succeeds).
+   */
   ensureNamespace(name: string): number {
     const known = this.nsIds.get(name);
     if (known !== undefined) return known;
@@ -534,8 +647,8 @@ export class LmdbStore {
     }
     let id = 0;
     for (const v of this.nsIds.values()) id = Math.max(id, v + 1);
-    this.system.put(nsKeyPrefix + name, id);
     this.nsIds.set(name, id);
+    this.nsUnwritten.set(name, id);
     return id;
   }
 
@@ -584,22 +697,23 @@ export class LmdbStore {
     }
     const countedAfter = counted(h);
     if (countedAfter !== countedBefore || h.size !== sizeBefore) {
-      this.stats.keys[nsId] = (this.stats.keys[nsId] ?? 0) + (countedAfter ? 1 : 0) - (countedBefore ? 1 : 0);
-      this.stats.bytes += h.size - sizeBefore;
+      const stats = this.txnStats;
+      stats.keys[nsId] = (stats.keys[nsId] ?? 0) + (countedAfter ? 1 : 0) - (countedBefore ? 1 : 0);
+      stats.bytes += h.size - sizeBefore;
       this.statsDirty = true;
     }
     return h;
   }
 
   private noteVersions(delta: Record): void {
-    let ts = this.stats.hlcTs;
+    let ts = this.txnStats.hlcTs;
     if (delta.tomb && delta.tomb.ts > ts) ts = delta.tomb.ts;
     if (delta.base && delta.base.version.ts > ts) ts = delta.base.version.ts;
     if (delta.expiry && delta.expiry.version.ts > ts) ts = delta.expiry.version.ts;
     for (const s of delta.appends) if (s.version.ts > ts) ts = s.version.ts;
     for (const f of delta.fields.values()) if (f.version.ts > ts) ts = f.version.ts;
-    if (ts !== this.stats.hlcTs) {
-      this.stats.hlcTs = ts;
+    if (ts !== this.txnStats.hlcTs) {
+      this.txnStats.hlcTs = ts;
       this.statsDirty = true;
     }
   }
@@ -868,7 +982,7 @@ export class LmdbStore {
     if (freed > 0) {
       h.size -= freed;
       this.records.put(rk, encodeHeader(h));
-      this.stats.bytes -= freed;
+      this.txnStats.bytes -= freed;
       this.statsDirty = true;
     }
     return freed;
@@ -944,7 +1058,16 @@ export class LmdbStore {
     this.hintCounts.set(target, (this.hintCounts.get(target) ?? 0) + payloads.length);
     this.hintBytes += bytes;
     const keys = payloads.map(() => hintKey(target, ++this.hintSeq));
-    await this.write(() => payloads.forEach((p, i) => this.hints.put(keys[i]!, p)));
+    try {
+      await this.write(() => payloads.forEach((p, i) => this.hints.put(keys[i]!, p)));
+    } catch (err) {
+      // Not stored (a full disk): counted as stored, the bounds would shrink for good.
+      const left = (this.hintCounts.get(target) ?? 0) - payloads.length;
+      if (left > 0) this.hintCounts.set(target, left);
+      else this.hintCounts.delete(target);
+      this.hintBytes -= bytes;
+      throw err;
+    }
   }
 
   /** The oldest hints for `target`: their ids (keys) and payloads. */
@@ -992,7 +1115,13 @@ export class LmdbStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.env.flushed;
+    // Writes queued in this tick are committed on nextTick, ahead of this one.
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    while (this.commits.size > 0) await Promise.allSettled([...this.commits]);
+    // lmdb-js's close waits for its last transaction's flush, which never comes when that
+    // commit failed; an empty transaction writes nothing (it commits on a full disk too) and
+    // settles it.
+    await this.env.transaction(() => {}).catch(() => {});
     await this.env.close();
   }
 }

@@ -24,7 +24,7 @@ export interface MemberPorts {
 }
 
 /** One running `ragkv start` process of a cluster. */
-export interface MemberProcess extends Omit<NodeProcess, 'ports'> {
+export interface MemberProcess extends Omit<NodeProcess, 'ports' | 'logs'> {
   ports: MemberPorts;
   /** The last log lines (stdout and stderr), for failure messages. */
   tail: string[];

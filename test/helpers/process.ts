@@ -10,22 +10,42 @@ export interface NodeProcess {
   ports: { resp: number; grpc: number; admin: number };
   /** Resolves with the exit code (or signal name) once the process has exited. */
   exited: Promise<number | string>;
+  /** Every structured log line written so far, parsed, in order. */
+  logs: { level?: string; msg?: string; [field: string]: unknown }[];
+}
+
+export interface StartOptions {
+  /** Environment of the process (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
  * Starts `ragkv start` as a real process on free ports and resolves once its structured
  * log says it is listening (no sleeps: the log line is the event).
  */
-export async function startNodeProcess(dataDir: string, extraArgs: string[] = [], timeoutMs = 20_000): Promise<NodeProcess> {
+export async function startNodeProcess(
+  dataDir: string,
+  extraArgs: string[] = [],
+  timeoutMs = 20_000,
+  options: StartOptions = {},
+): Promise<NodeProcess> {
   const proc = spawn(
     process.execPath,
     [binPath, 'start', '--data', dataDir, '--host', '127.0.0.1', '--resp-port', '0', '--grpc-port', '0', '--admin-port', '0', ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) },
   );
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const lines = createInterface({ input: proc.stdout! });
+  const logs: NodeProcess['logs'] = [];
+  lines.on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as NodeProcess['logs'][number]);
+    } catch {
+      // not a log line (the banner)
+    }
+  });
   const ports = await new Promise<NodeProcess['ports']>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node did not start within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
     lines.on('line', (line) => {
@@ -44,12 +64,11 @@ export async function startNodeProcess(dataDir: string, extraArgs: string[] = []
       reject(new Error(`node exited (${code}) before listening: ${stderr}`));
     });
   });
-  lines.on('line', () => {}); // keep draining stdout so the child never blocks on a full pipe
-  return { proc, ports, exited };
+  return { proc, ports, exited, logs };
 }
 
 /** SIGKILL and wait for the exit. */
-export async function kill9(node: NodeProcess): Promise<void> {
+export async function kill9(node: Omit<NodeProcess, 'logs'>): Promise<void> {
   if (node.proc.exitCode === null && node.proc.signalCode === null) {
     node.proc.kill('SIGKILL');
     await node.exited;
@@ -57,7 +76,7 @@ export async function kill9(node: NodeProcess): Promise<void> {
 }
 
 /** SIGTERM and wait for a clean exit; returns the exit code. */
-export async function stopGracefully(node: NodeProcess): Promise<number | string> {
+export async function stopGracefully(node: Omit<NodeProcess, 'logs'>): Promise<number | string> {
   if (node.proc.exitCode !== null) return node.proc.exitCode;
   node.proc.kill('SIGTERM');
   const [code] = (await once(node.proc, 'exit')) as [number | null, string | null];

@@ -29,6 +29,8 @@ export interface MetricsOptions {
   storageStats: () => { keys: number; bytes: number; pruneQueue?: number; prunedRecords?: number; prunedBytes?: number; payloadsRefused?: number };
   /** Read on every scrape: this member's clock against its peers' (null on a single node). */
   clockStats?: () => { offsetMs: number; skewed: boolean; versionsRefused: number } | null;
+  /** Read on every scrape for the `ragkv_disk_*` families; none: they are not exported. */
+  diskState?: () => { full: boolean; freeBytes: number; refusedWrites: number };
 }
 
 /** The node's metrics: what the protocol servers report into, and what /metrics serves. */
@@ -149,6 +151,36 @@ export function createMetrics(options: MetricsOptions): MetricsRegistry {
       this.inc(options.storageStats().payloadsRefused ?? 0);
     },
   });
+
+  const { diskState } = options;
+  if (diskState) {
+    new Gauge({
+      name: 'ragkv_disk_full',
+      help: '1 while writes are refused because the data directory\'s filesystem is full (reads are served), else 0.',
+      registers: [registry],
+      collect() {
+        this.set(diskState().full ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'ragkv_disk_full_writes_refused_total',
+      help: 'Writes refused (DISK_FULL) or failed at commit for lack of disk space.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(diskState().refusedWrites);
+      },
+    });
+    new Gauge({
+      name: 'ragkv_disk_free_bytes',
+      help: 'Free bytes on the data directory\'s filesystem at the last check (every 100 ms).',
+      registers: [registry],
+      collect() {
+        const free = diskState().freeBytes;
+        if (Number.isFinite(free)) this.set(free);
+      },
+    });
+  }
 
   const connectionChildren = new Map<Protocol, Gauge.Internal<string>>();
   const disconnectChildren = new Map<Protocol, Map<string, Counter.Internal>>();

@@ -24,6 +24,8 @@ const statusByCode: Readonly<Record<ErrorCode, status>> = {
   // The key holds something the call cannot act on: the client's doing, not a server bug.
   WRONG_TYPE: status.FAILED_PRECONDITION,
   OVERLOADED: status.RESOURCE_EXHAUSTED,
+  // gRPC's own words: "perhaps the entire file system is out of space".
+  DISK_FULL: status.RESOURCE_EXHAUSTED,
   UNAVAILABLE: status.UNAVAILABLE,
   QUORUM_NOT_MET: status.UNAVAILABLE,
   // This member's clock is off: another member can take the write.

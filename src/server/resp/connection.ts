@@ -53,6 +53,10 @@ export function errorLine(e: KvError): string {
       return `WRONGTYPE ${e.message}`;
     case 'CLOCK_SKEW':
       return `CLOCKSKEW ${e.message}`;
+    // Its own prefix, so that clients and operators tell it from overload: waiting helps only
+    // once someone frees space.
+    case 'DISK_FULL':
+      return `DISKFULL ${e.message}`;
     default:
       return `ERR ${e.message}`;
   }
