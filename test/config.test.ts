@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { defaultLimits, type Limits } from '../src/common/limits.js';
-import { ConfigError, configOptions, loadConfig, type ConfigOption } from '../src/node/config.js';
+import { ConfigError, configOptions, loadConfig, readClusterSecret, type ConfigOption } from '../src/node/config.js';
 import type { NodeConfig } from '../src/node/node.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ragkv-config-'));
@@ -53,6 +53,15 @@ function layerValues(opt: ConfigOption): { file: unknown; text: [string, string]
     }
     case 'path':
       return { file: '/srv/file', text: ['/srv/env', '/srv/flag'], expected: ['/srv/file', '/srv/env', '/srv/flag'] };
+    case 'secretFile': {
+      // Secret files must exist and hold a secret: three real ones.
+      const [f, e, g] = ['file', 'env', 'flag'].map((name) => {
+        const p = path.join(secretDir, name);
+        writeFileSync(p, `a cluster secret from the ${name}\n`);
+        return p;
+      });
+      return { file: f, text: [e!, g!], expected: [f, e, g] };
+    }
     case 'host':
       return { file: 'file.example', text: ['env.example', '::1'], expected: ['file.example', 'env.example', '::1'] };
     case 'durability':
@@ -71,6 +80,9 @@ function layerValues(opt: ConfigOption): { file: unknown; text: [string, string]
   }
 }
 
+const secretDir = mkdtempSync(path.join(tmpdir(), 'ragkv-secrets-'));
+after(() => rmSync(secretDir, { recursive: true, force: true }));
+
 describe('loadConfig defaults', () => {
   it('uses every default when nothing is given', () => {
     const config = loadConfig([], {}, cwd);
@@ -88,6 +100,7 @@ describe('loadConfig defaults', () => {
         peerPort: 7380,
         seeds: [],
         clusterName: 'ragkv',
+        clusterSecretFile: '',
         advertiseHost: '',
         zone: '',
         replicas: 3,
@@ -95,6 +108,22 @@ describe('loadConfig defaults', () => {
         writeConsistency: 'QUORUM',
       },
     });
+  });
+
+  it('reads the cluster secret file at load: a missing file or a secret under 16 bytes is a configuration error naming the option', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ragkv-secret-'));
+    try {
+      const good = path.join(dir, 'secret');
+      writeFileSync(good, 'sixteen bytes or more\n');
+      assert.equal(loadConfig(['--cluster-secret-file', good], {}).cluster.clusterSecretFile, good);
+      assert.equal(readClusterSecret(good).toString(), 'sixteen bytes or more', 'the trailing newline is not part of it');
+      const short = path.join(dir, 'short');
+      writeFileSync(short, 'too short\n');
+      assert.throws(() => loadConfig(['--cluster-secret-file', short], {}), /--cluster-secret-file'? names '.*short', which holds 9 bytes; a cluster secret must have at least 16/);
+      assert.throws(() => loadConfig(['--cluster-secret-file', path.join(dir, 'none')], {}), /--cluster-secret-file'? names '.*none', which cannot be read/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('has one option per Limits key, with kebab flag and RAGKV_ variable', () => {

@@ -32,7 +32,7 @@ interface Expected {
 const big = Buffer.alloc(20_000);
 for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
 const frames: Expected[] = [
-  { kind: FrameKind.handshake, id: 0, channel: 0, payload: encodeHandshake({ cluster: 'c', nodeId: 'n1' }) },
+  { kind: FrameKind.handshake, id: 0, channel: 0, payload: encodeHandshake({ cluster: 'c', nodeId: 'n1', nonce: Buffer.alloc(32) }) },
   { kind: FrameKind.request, id: 1, channel: 1, payload: Buffer.from('hello') },
   { kind: FrameKind.reply, id: 1, channel: 0, payload: Buffer.alloc(0) },
   { kind: FrameKind.oneWay, id: 0, channel: 0xffff, payload: Buffer.from([0, 0, 0, 0xff, 13, 10]) },
@@ -172,26 +172,29 @@ describe('frame codec', () => {
 
 describe('handshake', () => {
   it('round-trips a node id in the same cluster', () => {
-    assert.deepEqual(checkHandshake(encodeHandshake({ cluster: 'prod', nodeId: 'n-é1' }), 'prod'), { ok: true, nodeId: 'n-é1' });
+    const nonce = Buffer.alloc(32, 7);
+    assert.deepEqual(checkHandshake(encodeHandshake({ cluster: 'prod', nodeId: 'n-é1', nonce }), 'prod'), { ok: true, nodeId: 'n-é1', nonce, proof: Buffer.alloc(0) });
+    const proof = Buffer.alloc(32, 9);
+    assert.deepEqual(checkHandshake(encodeHandshake({ cluster: 'prod', nodeId: 'n2', nonce, proof }), 'prod'), { ok: true, nodeId: 'n2', nonce, proof });
   });
 
   it('names both clusters when they differ', () => {
-    assert.deepEqual(checkHandshake(encodeHandshake({ cluster: 'x', nodeId: 'a' }), 'y'), {
+    assert.deepEqual(checkHandshake(encodeHandshake({ cluster: 'x', nodeId: 'a', nonce: Buffer.alloc(32) }), 'y'), {
       ok: false,
       reason: "peer is in cluster 'x', this node is in cluster 'y'",
     });
   });
 
   it('refuses another protocol version and a wrong magic', () => {
-    const v2 = checkHandshake(encodeHandshake({ cluster: 'c', nodeId: 'a' }, PROTOCOL_VERSION + 1), 'c');
+    const v2 = checkHandshake(encodeHandshake({ cluster: 'c', nodeId: 'a', nonce: Buffer.alloc(32) }, PROTOCOL_VERSION + 1), 'c');
     assert.deepEqual(v2, { ok: false, reason: `peer speaks internode protocol version ${PROTOCOL_VERSION + 1}, this node speaks version ${PROTOCOL_VERSION}` });
-    const magic = checkHandshake(encodeHandshake({ cluster: 'c', nodeId: 'a' }, PROTOCOL_VERSION, 0x48545450), 'c');
+    const magic = checkHandshake(encodeHandshake({ cluster: 'c', nodeId: 'a', nonce: Buffer.alloc(32) }, PROTOCOL_VERSION, 0x48545450), 'c');
     assert.equal(magic.ok, false);
     assert.match((magic as { reason: string }).reason, new RegExp(`magic 0x48545450, expected 0x${HANDSHAKE_MAGIC.toString(16)}`));
   });
 
   it('refuses every truncation and trailing bytes', () => {
-    const good = encodeHandshake({ cluster: 'cluster', nodeId: 'node' });
+    const good = encodeHandshake({ cluster: 'cluster', nodeId: 'node', nonce: Buffer.alloc(32) });
     for (let n = 0; n < good.length; n++) {
       const check = checkHandshake(good.subarray(0, n), 'cluster');
       assert.equal(check.ok, false, `truncated to ${n}`);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
-import { FrameDecoder, FrameKind, PROTOCOL_VERSION, encodeFrame, encodeHandshake, type Frame } from '../src/cluster/frame.js';
+import { FrameDecoder, FrameKind, PROTOCOL_VERSION, encodeFrame, encodeHandshake, handshakeProof, isLoopbackAddress, type Frame } from '../src/cluster/frame.js';
 import { createTcpTransport, type PeerEvent, type TcpTransport, type TcpTransportOptions } from '../src/cluster/tcp-transport.js';
 import { TransportError, type TransportErrorCode } from '../src/cluster/transport.js';
 import { systemClock } from '../src/common/clock.js';
@@ -201,11 +201,58 @@ describe('tcp transport', { timeout: 15_000 }, () => {
     assert.equal(called, false);
   });
 
+  it('members with the same cluster secret connect; a wrong secret, or none on one side, is refused at the handshake', async () => {
+    const secret = Buffer.from('correct horse battery staple, v1');
+    const a = await node('a', { secret });
+    const b = await node('b', { secret });
+    b.handle(1, (_from, payload) => Buffer.concat([Buffer.from('echo:'), payload]));
+    assert.equal((await a.requestAt(addr(b), 1, Buffer.from('hi'), 2000)).reply.toString(), 'echo:hi');
+    let called = false;
+    const guarded = await node('guarded', { secret });
+    guarded.handle(1, () => {
+      called = true;
+      return Buffer.alloc(0);
+    });
+    const intruder = await node('intruder', { secret: Buffer.from('a guess that is wrong, v1 .....') });
+    await rejectsWith(intruder.requestAt(addr(guarded), 1, Buffer.from('read everything'), 2000), 'UNREACHABLE', /does not know this cluster's secret/);
+    const open = await node('open');
+    await rejectsWith(open.requestAt(addr(guarded), 1, Buffer.from('x'), 2000), 'UNREACHABLE', /peer proves a cluster secret, this member has none/);
+    await rejectsWith(guarded.requestAt(addr(open), 1, Buffer.from('x'), 2000), 'UNREACHABLE', /peer has no cluster secret, this member requires one/);
+    assert.equal(called, false, 'no request reached the handler without the secret');
+  });
+
+  it('a proof is bound to its connection: a raw peer that knows the name but not the secret, or replays a proof, is refused', async () => {
+    const secret = Buffer.from('sixteen+ bytes of cluster secret');
+    const b = await node('b', { secret });
+    let called = false;
+    b.handle(1, () => {
+      called = true;
+      return Buffer.alloc(0);
+    });
+    // Round 1: a raw initiator learns b's nonce and proof, then answers with a proof made for another connection's nonces.
+    const socket = await rawSocket(b.port);
+    const frames = framesUntilClose(socket);
+    const myNonce = Buffer.alloc(32, 1);
+    socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'raw', nonce: myNonce })));
+    const stale = handshakeProof(secret, 'initiator', { cluster: 'test', initiatorId: 'raw', acceptorId: 'b', initiatorNonce: myNonce, acceptorNonce: Buffer.alloc(32, 2) });
+    socket.write(encodeFrame(FrameKind.auth, 0, 0, stale));
+    socket.write(encodeFrame(FrameKind.request, 1, 1, Buffer.from('sneaky')));
+    const received = await frames;
+    assert.deepEqual(received.map((f) => f.kind), [FrameKind.handshake, FrameKind.fatal]);
+    assert.equal(received[1]!.payload.toString(), "peer does not know this cluster's secret");
+    assert.equal(called, false);
+  });
+
+  it('tells loopback addresses apart (a member without a secret accepts and dials only these)', () => {
+    for (const a of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1']) assert.equal(isLoopbackAddress(a), true, a);
+    for (const a of ['10.0.0.1', '::ffff:10.0.0.1', '128.0.0.1', 'fe80::1', '0.0.0.0', '', undefined]) assert.equal(isLoopbackAddress(a), false, String(a));
+  });
+
   it('refuses a forged handshake with another protocol version, then closes', async () => {
     const b = await node('b');
     const socket = await rawSocket(b.port);
     const frames = framesUntilClose(socket);
-    socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'evil' }, 1)));
+    socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'evil', nonce: Buffer.alloc(32) }, 1)));
     const received = await frames;
     assert.equal(received.length, 1);
     assert.equal(received[0]!.kind, FrameKind.fatal);
@@ -233,7 +280,8 @@ describe('tcp transport', { timeout: 15_000 }, () => {
     const before = process.memoryUsage().arrayBuffers;
     const socket = await rawSocket(b.port);
     const frames = framesUntilClose(socket);
-    socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'raw' })));
+    socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'raw', nonce: Buffer.alloc(32) })));
+    socket.write(encodeFrame(FrameKind.auth, 0, 0, Buffer.alloc(0))); // no secret on either side: an empty proof
     socket.write(u32(1024 * 1024 * 1024));
     const received = await frames;
     assert.deepEqual(
@@ -334,7 +382,7 @@ describe('tcp transport', { timeout: 15_000 }, () => {
       socket.on('data', (chunk: Buffer) => {
         decoder.push(chunk);
         if (decoder.next()?.kind === FrameKind.handshake) {
-          socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'deaf' })));
+          socket.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'deaf', nonce: Buffer.alloc(32) })));
           socket.pause();
         }
       });

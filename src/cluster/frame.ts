@@ -8,11 +8,20 @@
  * over its limit from the length field alone, before allocating anything for the frame.
  */
 import assert from 'node:assert/strict';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /** Version of this wire format; a peer speaking another version is refused in the handshake. */
 /** 2: appends may carry compacted payloads (vector item batches with deleted items removed). */
-/** 3: a vector search request says whether to keep every copy of an id, and its reply lists the lists the replica could not read. */
+/**
+ * 3: typed replica messages with coded errors; a vector search request says whether to keep
+ * every copy of an id, and its reply lists the lists the replica could not read; the
+ * handshake proves knowledge of the cluster secret (nonces, HMAC; see handshakeProof).
+ */
 export const PROTOCOL_VERSION = 3;
+/** Bytes of each side's fresh random nonce in a handshake. */
+export const HANDSHAKE_NONCE_BYTES = 32;
+/** Bytes of a handshake proof (HMAC-SHA256). */
+export const HANDSHAKE_PROOF_BYTES = 32;
 /** First word of a handshake payload: 'RGKV'. */
 export const HANDSHAKE_MAGIC = 0x52474b56;
 /** Bytes before the payload: length, kind, request id, channel. */
@@ -38,10 +47,12 @@ export const FrameKind = Object.freeze({
   handshake: 5,
   /** A connection-level error (handshake refused, protocol violation); the sender then closes. */
   fatal: 6,
+  /** The initiator's proof of the cluster secret: the third and last frame of the handshake. */
+  auth: 7,
 } as const);
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
-const kindMax = FrameKind.fatal;
+const kindMax = FrameKind.auth;
 
 /** One decoded frame. `payload` may be a view into a received chunk: do not modify it. */
 export interface Frame {
@@ -253,35 +264,57 @@ export class FrameDecoder {
   }
 }
 
-/** What a node says about itself in the handshake. */
+/**
+ * What a node says about itself in the handshake. The handshake is three frames:
+ *
+ *   initiator -> acceptor   hello: cluster, node id, nonce
+ *   acceptor  -> initiator  hello: cluster, node id, nonce, proof (acceptor's)
+ *   initiator -> acceptor   auth:  proof (initiator's)
+ *
+ * A proof is HMAC-SHA256 over the role, the cluster, both node ids and both fresh nonces,
+ * keyed by the cluster secret (`handshakeProof`): each side proves it knows the secret
+ * without sending it, and a recorded proof is worthless on another connection. Without a
+ * secret the proofs are empty and only loopback peers are accepted.
+ */
 export interface Handshake {
   cluster: string;
   nodeId: string;
+  /** This side's fresh random nonce (HANDSHAKE_NONCE_BYTES). */
+  nonce: Buffer;
+  /** The acceptor's proof; empty from the initiator, and from an acceptor with no secret. */
+  proof?: Buffer;
 }
 
 /**
- * Handshake payload: u32 magic, u16 version, then (version 1) u8-length-prefixed UTF-8
- * cluster name and node id. `version` and `magic` are parameters only so tests can forge them.
+ * Handshake payload: u32 magic, u16 version, then (version 3) u8-length-prefixed UTF-8
+ * cluster name and node id, the nonce, and a u8-length-prefixed proof (0 or 32 bytes).
+ * `version` and `magic` are parameters only so tests can forge them.
  */
 export function encodeHandshake(hello: Handshake, version = PROTOCOL_VERSION, magic = HANDSHAKE_MAGIC): Buffer {
   const cluster = Buffer.from(hello.cluster, 'utf8');
   const nodeId = Buffer.from(hello.nodeId, 'utf8');
+  const proof = hello.proof ?? Buffer.alloc(0);
   assert.ok(cluster.length >= 1 && cluster.length <= HANDSHAKE_NAME_BYTES_MAX, `cluster name must be 1 to ${HANDSHAKE_NAME_BYTES_MAX} bytes`);
   assert.ok(nodeId.length >= 1 && nodeId.length <= HANDSHAKE_NAME_BYTES_MAX, `node id must be 1 to ${HANDSHAKE_NAME_BYTES_MAX} bytes`);
-  const out = Buffer.allocUnsafe(4 + 2 + 1 + cluster.length + 1 + nodeId.length);
+  assert.equal(hello.nonce.length, HANDSHAKE_NONCE_BYTES, 'handshake nonce size');
+  assert.ok(proof.length === 0 || proof.length === HANDSHAKE_PROOF_BYTES, 'handshake proof size');
+  const out = Buffer.allocUnsafe(4 + 2 + 1 + cluster.length + 1 + nodeId.length + HANDSHAKE_NONCE_BYTES + 1 + proof.length);
   let at = out.writeUInt32BE(magic, 0);
   at = out.writeUInt16BE(version, at);
   out[at++] = cluster.length;
   at += cluster.copy(out, at);
   out[at++] = nodeId.length;
-  nodeId.copy(out, at);
+  at += nodeId.copy(out, at);
+  at += hello.nonce.copy(out, at);
+  out[at++] = proof.length;
+  proof.copy(out, at);
   return out;
 }
 
-export type HandshakeCheck = { ok: true; nodeId: string } | { ok: false; reason: string };
+export type HandshakeCheck = { ok: true; nodeId: string; nonce: Buffer; proof: Buffer } | { ok: false; reason: string };
 
 /**
- * Reads a peer's handshake and checks it against this node's cluster; the refusal reason is
+ * Reads a peer's hello and checks it against this node's cluster; the refusal reason is
  * sent to the peer as it is, so it names both sides (`peer is in cluster 'x', this node is in
  * cluster 'y'`).
  */
@@ -309,9 +342,50 @@ export function checkHandshake(payload: Buffer, cluster: string): HandshakeCheck
   if (typeof peerCluster !== 'string') return { ok: false, reason: peerCluster.reason };
   const nodeId = readName('node id');
   if (typeof nodeId !== 'string') return { ok: false, reason: nodeId.reason };
+  if (at + HANDSHAKE_NONCE_BYTES + 1 > payload.length) return { ok: false, reason: 'malformed handshake: nonce is truncated' };
+  const nonce = Buffer.from(payload.subarray(at, at + HANDSHAKE_NONCE_BYTES));
+  at += HANDSHAKE_NONCE_BYTES;
+  const proofLength = payload[at++]!;
+  if (proofLength !== 0 && proofLength !== HANDSHAKE_PROOF_BYTES) return { ok: false, reason: `malformed handshake: proof of ${proofLength} bytes` };
+  if (at + proofLength > payload.length) return { ok: false, reason: 'malformed handshake: proof is truncated' };
+  const proof = Buffer.from(payload.subarray(at, at + proofLength));
+  at += proofLength;
   if (at !== payload.length) return { ok: false, reason: `malformed handshake: ${payload.length - at} unexpected trailing bytes` };
   if (peerCluster !== cluster) return { ok: false, reason: `peer is in cluster '${peerCluster}', this node is in cluster '${cluster}'` };
-  return { ok: true, nodeId };
+  return { ok: true, nodeId, nonce, proof };
+}
+
+/** What both sides of one connection's handshake know: the cluster, both ids, both nonces. */
+export interface HandshakeTranscript {
+  cluster: string;
+  initiatorId: string;
+  acceptorId: string;
+  initiatorNonce: Buffer;
+  acceptorNonce: Buffer;
+}
+
+/** One side's proof that it knows the cluster secret, bound to this connection (HMAC-SHA256). */
+export function handshakeProof(secret: Buffer, role: 'initiator' | 'acceptor', t: HandshakeTranscript): Buffer {
+  const mac = createHmac('sha256', secret);
+  for (const part of [`ragkv internode v${PROTOCOL_VERSION} ${role}`, t.cluster, t.initiatorId, t.acceptorId]) {
+    const b = Buffer.from(part, 'utf8');
+    const len = Buffer.allocUnsafe(2);
+    len.writeUInt16BE(b.length, 0);
+    mac.update(len).update(b);
+  }
+  return mac.update(t.initiatorNonce).update(t.acceptorNonce).digest();
+}
+
+/** True when `proof` is the expected one (constant time). */
+export function proofMatches(proof: Buffer, expected: Buffer): boolean {
+  return proof.length === expected.length && timingSafeEqual(proof, expected);
+}
+
+/** True for a loopback address (127.0.0.0/8, ::1, and IPv4-mapped loopback). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
 }
 
 function hex32(n: number): string {

@@ -12,6 +12,7 @@
  * Timers (deadlines, backoff, handshake timeouts) go through the injected Clock.
  */
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../common/clock.js';
 import type { Limits } from '../common/limits.js';
 import type { Random } from '../common/random.js';
@@ -21,7 +22,12 @@ import {
   FrameError,
   FrameKind,
   HANDSHAKE_FRAME_BYTES_MAX,
+  HANDSHAKE_NONCE_BYTES,
+  type HandshakeTranscript,
   checkHandshake,
+  handshakeProof,
+  isLoopbackAddress,
+  proofMatches,
   encodeFrame,
   encodeFrameHeader,
   encodeHandshake,
@@ -60,6 +66,11 @@ export interface TcpTransportOptions {
   reconnectIdleMs?: number;
   /** Requests of one inbound connection being handled at once; reading pauses above it. Default 1024. */
   inboundRequestsMax?: number;
+  /**
+   * The cluster secret: both sides of a connection prove they know it (frame.ts,
+   * handshakeProof). Null: no proofs, and only loopback peers are accepted or connected to.
+   */
+  secret?: Buffer | null;
 }
 
 /** Counters for metrics. */
@@ -275,6 +286,8 @@ class Outbound {
   private graceTimer: Timer | null = null;
   /** Set by the handshake. */
   peerId: NodeId | null = null;
+  /** This side's nonce in the handshake. */
+  private readonly nonce = randomBytes(HANDSHAKE_NONCE_BYTES);
   /** The peer this is the connection of; null for a seed connection not (yet) adopted. */
   owner: Peer | null;
 
@@ -292,7 +305,11 @@ class Outbound {
     const ms = transport.connectTimeoutMs;
     this.connectTimer = transport.clock.setTimer(ms, () => this.destroy(`no connection and handshake within ${ms} ms`));
     socket.on('connect', () => {
-      socket.write(encodeFrame(FrameKind.handshake, 0, 0, transport.handshakePayload));
+      if (!transport.secret && !isLoopbackAddress(socket.remoteAddress)) {
+        this.destroy(`this member has no cluster secret: it connects to loopback peers only (set --cluster-secret-file)`);
+        return;
+      }
+      socket.write(encodeFrame(FrameKind.handshake, 0, 0, transport.hello(this.nonce)));
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
@@ -404,6 +421,11 @@ class Outbound {
         if (expected !== null && check.nodeId !== expected) {
           return this.fatal(`address ${this.address} is node '${check.nodeId}', expected node '${expected}'`);
         }
+        // The acceptor proved it knows the secret; now this side proves it (the auth frame).
+        const transcript = { cluster: this.transport.cluster, initiatorId: this.transport.self, acceptorId: check.nodeId, initiatorNonce: this.nonce, acceptorNonce: check.nonce };
+        const refusal = this.transport.checkProof(check.proof, 'acceptor', transcript);
+        if (refusal) return this.fatal(refusal);
+        this.socket.write(encodeFrame(FrameKind.auth, 0, 0, this.transport.proof('initiator', transcript)));
         this.peerId = check.nodeId;
         this.state = 'ready';
         this.connectTimer?.cancel();
@@ -472,6 +494,9 @@ class Inbound {
   private handshakeTimer: Timer | null;
   private graceTimer: Timer | null = null;
   private readonly address: string;
+  /** Between the peer's hello and its auth frame: what its proof must match. */
+  private awaitingAuth: { nodeId: NodeId; transcript: HandshakeTranscript } | null = null;
+  private readonly nonce = randomBytes(HANDSHAKE_NONCE_BYTES);
 
   constructor(
     private readonly transport: TcpTransportImpl,
@@ -528,14 +553,27 @@ class Inbound {
 
   private onFrame(frame: Frame): void {
     if (this.peerId === null) {
-      if (frame.kind !== FrameKind.handshake) return this.fatal(`expected a handshake first, got frame kind ${frame.kind}`);
-      const check = checkHandshake(frame.payload, this.transport.cluster);
-      if (!check.ok) return this.fatal(check.reason);
-      this.peerId = check.nodeId;
+      if (this.awaitingAuth === null) {
+        if (frame.kind !== FrameKind.handshake) return this.fatal(`expected a handshake first, got frame kind ${frame.kind}`);
+        if (!this.transport.secret && !isLoopbackAddress(this.socket.remoteAddress)) {
+          return this.fatal('this member has no cluster secret and accepts loopback peers only');
+        }
+        const check = checkHandshake(frame.payload, this.transport.cluster);
+        if (!check.ok) return this.fatal(check.reason);
+        if (check.proof.length > 0) return this.fatal('malformed handshake: an initiator sends its proof in the auth frame');
+        const transcript = { cluster: this.transport.cluster, initiatorId: check.nodeId, acceptorId: this.transport.self, initiatorNonce: check.nonce, acceptorNonce: this.nonce };
+        this.awaitingAuth = { nodeId: check.nodeId, transcript };
+        this.socket.write(encodeFrame(FrameKind.handshake, 0, 0, this.transport.hello(this.nonce, this.transport.proof('acceptor', transcript))));
+        return;
+      }
+      if (frame.kind !== FrameKind.auth) return this.fatal(`expected the handshake's auth frame, got frame kind ${frame.kind}`);
+      const refusal = this.transport.checkProof(frame.payload, 'initiator', this.awaitingAuth.transcript);
+      if (refusal) return this.fatal(refusal);
+      this.peerId = this.awaitingAuth.nodeId;
+      this.awaitingAuth = null;
       this.handshakeTimer?.cancel();
       this.handshakeTimer = null;
       this.decoder.setLimit(this.transport.limits.peerFrameBytesMax, 'peerFrameBytesMax');
-      this.socket.write(encodeFrame(FrameKind.handshake, 0, 0, this.transport.handshakePayload));
       this.writer.open();
       this.transport.logger?.debug({ peer: this.describe() }, 'internode inbound connection');
       return;
@@ -662,7 +700,8 @@ class TcpTransportImpl implements TcpTransport {
   readonly logger: TransportLogger | undefined;
   readonly connectTimeoutMs: number;
   readonly inboundRequestsMax: number;
-  readonly handshakePayload: Buffer;
+  /** The cluster secret (null: none; loopback peers only). */
+  readonly secret: Buffer | null;
   readonly handlers = new Map<number, Handler>();
   readonly counters = { droppedOneWay: 0, lateReplies: 0, inboundHandling: 0 };
   private readonly random: Random;
@@ -700,8 +739,9 @@ class TcpTransportImpl implements TcpTransport {
     this.connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 5000);
     this.reconnectIdleMs = positive('reconnectIdleMs', options.reconnectIdleMs, 60_000);
     this.inboundRequestsMax = positive('inboundRequestsMax', options.inboundRequestsMax, 1024);
+    this.secret = options.secret && options.secret.length > 0 ? Buffer.from(options.secret) : null;
     // Checks the names' sizes too (throws on an empty or over-long cluster name or node id).
-    this.handshakePayload = encodeHandshake({ cluster: options.cluster, nodeId: options.self });
+    this.hello(Buffer.alloc(HANDSHAKE_NONCE_BYTES));
     this.server = net.createServer((socket) => {
       if (this.closed) {
         socket.destroy();
@@ -713,6 +753,23 @@ class TcpTransportImpl implements TcpTransport {
 
   get port(): number {
     return this.boundPort;
+  }
+
+  /** This node's hello for a handshake with this side's nonce (and, from an acceptor, its proof). */
+  hello(nonce: Buffer, proof?: Buffer): Buffer {
+    return encodeHandshake({ cluster: this.cluster, nodeId: this.self, nonce, ...(proof ? { proof } : {}) });
+  }
+
+  /** This side's proof of the secret for a handshake (empty without a secret). */
+  proof(role: 'initiator' | 'acceptor', transcript: HandshakeTranscript): Buffer {
+    return this.secret ? handshakeProof(this.secret, role, transcript) : Buffer.alloc(0);
+  }
+
+  /** Why the peer's proof is refused, or null when it shows the same secret as ours (or neither side has one). */
+  checkProof(proof: Buffer, role: 'initiator' | 'acceptor', transcript: HandshakeTranscript): string | null {
+    if (!this.secret) return proof.length === 0 ? null : 'peer proves a cluster secret, this member has none (set --cluster-secret-file on every member)';
+    if (proof.length === 0) return 'peer has no cluster secret, this member requires one';
+    return proofMatches(proof, handshakeProof(this.secret, role, transcript)) ? null : "peer does not know this cluster's secret";
   }
 
   listen(host: string, port: number): Promise<void> {

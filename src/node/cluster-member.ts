@@ -17,7 +17,7 @@ import type { LmdbReplicaStore } from '../replica/lmdb-store.js';
 import { ReplicaService } from '../replica/service.js';
 import type { HybridClock } from '../storage/hlc.js';
 import type { Logger } from './logger.js';
-import type { ClusterConfig } from './config.js';
+import { type ClusterConfig, readClusterSecret } from './config.js';
 import { resolveSeeds } from './seeds.js';
 
 export interface ClusterMember {
@@ -45,9 +45,17 @@ export async function startClusterMember(options: {
 }): Promise<ClusterMember> {
   const { config, limits, logger } = options;
   const random = new Random(randomBytes(4).readUInt32BE(0));
+  const secret = config.clusterSecretFile ? readClusterSecret(config.clusterSecretFile) : null;
+  if (!secret) {
+    logger.warn(
+      { host: options.host },
+      'no cluster secret (--cluster-secret-file): this member accepts and dials internode connections from loopback addresses only',
+    );
+  }
   const transport: TcpTransport = await createTcpTransport({
     self: config.nodeId,
     cluster: config.clusterName,
+    secret,
     host: options.host,
     port: config.peerPort,
     limits,

@@ -18,6 +18,8 @@ export interface ClusterConfig {
   /** `host:port` peer addresses, or `dns:<name>:<port>` for a headless service. */
   seeds: string[];
   clusterName: string;
+  /** File holding the cluster secret; '' for none (then only loopback peers are accepted). */
+  clusterSecretFile: string;
   advertiseHost: string;
   zone: string;
   replicas: number;
@@ -38,7 +40,7 @@ export interface NodeConfig {
 }
 
 /** How an option's text is parsed and checked. */
-export type OptionKind = 'path' | 'host' | 'port' | 'durability' | 'logLevel' | 'count' | 'configFile' | 'text' | 'level';
+export type OptionKind = 'path' | 'secretFile' | 'host' | 'port' | 'durability' | 'logLevel' | 'count' | 'configFile' | 'text' | 'level';
 
 /** Consistency levels accepted for `--read-consistency` / `--write-consistency`. */
 export const consistencyLevels: readonly Level[] = ['ONE', 'QUORUM', 'ALL'];
@@ -133,6 +135,8 @@ export const configOptions: readonly ConfigOption[] = Object.freeze([
   option('seeds', 'seeds', 'text', '<host:port,...>', '',
     'members to join through: peer addresses, or dns:<name>:<port> for a Kubernetes headless service'),
   option('cluster-name', 'clusterName', 'text', '<name>', 'ragkv', 'members of other clusters are refused at the handshake'),
+  option('cluster-secret-file', 'clusterSecretFile', 'secretFile', '<file>', '',
+    'file holding the cluster secret (at least 16 bytes): members prove they know it when they connect; without one a member accepts and dials loopback peers only'),
   option('advertise-host', 'advertiseHost', 'text', '<addr>', '', 'address other members reach this one at (default: --host)'),
   option('zone', 'zone', 'text', '<zone>', '', 'failure zone; replicas of a key go to distinct zones'),
   option('replicas', 'replicas', 'count', '<n>', 3, 'replicas of each key (N)'),
@@ -224,6 +228,12 @@ function checkString(opt: ConfigOption, text: string, source: Source, got: strin
     case 'path':
     case 'configFile':
       return path.resolve(source.baseDir, text);
+    case 'secretFile': {
+      // Read now, so a missing or short secret is a configuration error, not a failed start.
+      const file = path.resolve(source.baseDir, text);
+      readClusterSecret(file, source.label);
+      return file;
+    }
     default:
       return text;
   }
@@ -292,6 +302,7 @@ function readConfigFile(file: string): Map<ConfigOption, unknown> {
 
 /** The cluster part of the config; `nodeId` empty means a single node. */
 function clusterConfig(resolved: Map<string, Value>): ClusterConfig {
+  const secretFile = resolved.get('clusterSecretFile') as string;
   const seedsText = resolved.get('seeds') as string;
   const seeds = seedsText
     .split(',')
@@ -307,12 +318,32 @@ function clusterConfig(resolved: Map<string, Value>): ClusterConfig {
     peerPort: resolved.get('peerPort') as number,
     seeds,
     clusterName: resolved.get('clusterName') as string,
+    clusterSecretFile: secretFile,
     advertiseHost: resolved.get('advertiseHost') as string,
     zone: resolved.get('zone') as string,
     replicas: resolved.get('replicas') as number,
     readConsistency: resolved.get('readConsistency') as Level,
     writeConsistency: resolved.get('writeConsistency') as Level,
   };
+}
+
+/** Fewest bytes a cluster secret may have. */
+export const clusterSecretBytesMin = 16;
+
+/** The cluster secret from its file (trailing whitespace and newline removed); a ConfigError when unreadable or too short. */
+export function readClusterSecret(file: string, label = '--cluster-secret-file'): Buffer {
+  let text: Buffer;
+  try {
+    text = readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`${label} names '${file}', which cannot be read: ${(err as Error).message}`);
+  }
+  let end = text.length;
+  while (end > 0 && (text[end - 1] === 0x0a || text[end - 1] === 0x0d || text[end - 1] === 0x20 || text[end - 1] === 0x09)) end--;
+  if (end < clusterSecretBytesMin) {
+    throw new ConfigError(`${label} names '${file}', which holds ${end} bytes; a cluster secret must have at least ${clusterSecretBytesMin}`);
+  }
+  return Buffer.from(text.subarray(0, end));
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -352,7 +383,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd:
     if (value === undefined && fileValues.has(opt)) value = parseJson(opt, fileValues.get(opt), fileSource(opt));
     if (value === undefined) {
       // Defaults are text only for paths, which resolve against the working directory.
-      value = opt.kind === 'path' ? path.resolve(cwd, opt.defaultValue as string) : (opt.defaultValue as Value);
+      value = opt.kind === 'path' && opt.defaultValue !== '' ? path.resolve(cwd, opt.defaultValue as string) : (opt.defaultValue as Value);
     }
     resolved.set(opt.key, value);
   }
