@@ -91,7 +91,7 @@ for (const [name, offset] of [
   ['two hours behind', '-2h'],
 ] as const) {
   test(`clock skew: a member ${name} stops coordinating (CLOCKSKEW, /ready 503, metric); the others lose no acknowledged write`, { timeout: 120_000 }, async (t) => {
-    const c = await ProcessCluster.start({ hosts, wraps: [undefined, undefined, ['faketime', '-f', offset]] });
+    const c = await ProcessCluster.start({ hosts, clockOffsets: [undefined, undefined, offset] });
     const clients: Redis[] = [];
     try {
       await waitFor('the skewed member to say so on /ready', async () => (await ready(c, 2)).status === 503 || undefined, { timeoutMs: 15_000 });
@@ -132,7 +132,7 @@ for (const [name, offset] of [
 }
 
 test('clock skew within the bound (members +300 ms and -300 ms): every member serves; writes further apart than the clocks keep their order; 0 lost', { timeout: 120_000 }, async (t) => {
-  const c = await ProcessCluster.start({ hosts, wraps: [undefined, ['faketime', '-f', '+0.3'], ['faketime', '-f', '-0.3']] });
+  const c = await ProcessCluster.start({ hosts, clockOffsets: [undefined, '+0.3', '-0.3'] });
   const clients: Redis[] = [];
   try {
     for (let i = 0; i < 3; i++) {

@@ -342,7 +342,10 @@ function spawnMember(plan: MemberPlan, all: readonly MemberPlan[], args: LocalCl
   const startArgs = memberStartArgs(plan, all, extra);
   // Own process group (detached): a terminal Ctrl-C reaches only this process, which then
   // sends each member one SIGTERM. Not unref'd: this process waits for every member.
-  const child = spawn(process.execPath, [ragkvBin(), ...startArgs], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // The IPC channel is the member's lifeline: if this process dies (even by SIGKILL), the
+  // channel closes and the member stops itself instead of running on orphaned.
+  const child = spawn(process.execPath, [ragkvBin(), ...startArgs], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
+  child.channel?.unref();
   const log: WriteStream = createWriteStream(plan.log, { flags: 'a' });
   const member: Member = {
     plan,

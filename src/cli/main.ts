@@ -155,11 +155,23 @@ function stopSignals(logger: Logger): { requested: Promise<NodeJS.Signals>; disp
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Started by a supervisor over an IPC channel (local-cluster, test harnesses): when the
+  // supervisor is gone, even killed, the channel closes and this node stops cleanly, rather
+  // than run on orphaned.
+  const onDisconnect = (): void => {
+    logger.warn({}, 'supervisor gone (IPC channel closed): stopping');
+    onSignal('SIGTERM');
+  };
+  if (process.channel) {
+    process.once('disconnect', onDisconnect);
+    process.channel.unref();
+  }
   return {
     requested,
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('disconnect', onDisconnect);
     },
   };
 }

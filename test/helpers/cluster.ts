@@ -8,7 +8,7 @@
  * log line), never by sleeping a fixed time.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -45,8 +45,22 @@ export interface MemberSpec {
   dataDir: string;
   /** Group id the process runs as (root only): lets iptables' owner match tell members apart. */
   gid?: number;
-  /** A command the member runs under, e.g. ['faketime', '-f', '+2h'] (the node command follows it). */
-  wrap?: string[];
+  /** Shifts the member's wall clock with Debian's libfaketime, e.g. '+2h' or '-0.3' (seconds). */
+  clockOffset?: string;
+}
+
+/** Where Debian's faketime package puts its library. */
+const libFaketimePaths = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'];
+
+/**
+ * The environment that runs a process under libfaketime with its wall clock shifted by
+ * `offset` (timers keep the real monotonic clock). Preloaded into the node process itself,
+ * not through the faketime wrapper, so that signals reach it.
+ */
+export function fakeTimeEnv(offset: string): NodeJS.ProcessEnv {
+  const lib = libFaketimePaths.find((p) => existsSync(p));
+  if (!lib) throw new Error(`libfaketime not found (apt-get install faketime); looked in ${libFaketimePaths.join(', ')}`);
+  return { LD_PRELOAD: lib, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
 }
 
 /** A port that was free on `host` a moment ago (bind port 0, read it, close). */
@@ -127,13 +141,13 @@ export async function startMemberProcess(spec: MemberSpec, seeds: string[], extr
     ...(seeds.length ? ['--seeds', seeds.join(',')] : []),
     ...extraArgs,
   ];
-  const [command, ...prefix] = spec.wrap ?? [process.execPath];
-  const proc = spawn(command!, spec.wrap ? [...prefix, process.execPath, ...args] : args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // faketime: shift only the wall clock; timers run on the real monotonic clock.
-    env: { ...process.env, FAKETIME_DONT_FAKE_MONOTONIC: '1' },
+  const proc = spawn(process.execPath, args, {
+    // The IPC channel: a member whose test process dies stops itself instead of leaking.
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, ...(spec.clockOffset ? fakeTimeEnv(spec.clockOffset) : {}) },
     ...(spec.gid !== undefined ? { gid: spec.gid } : {}),
   });
+  proc.channel?.unref();
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   const tail: string[] = [];
   const keep = (line: string) => {
@@ -175,8 +189,8 @@ export interface ClusterOptions {
   ids?: string[];
   /** Per-member group id (see MemberSpec.gid). */
   gids?: (number | undefined)[];
-  /** Per-member command wrapper (see MemberSpec.wrap). */
-  wraps?: (string[] | undefined)[];
+  /** Per-member wall clock offset (see MemberSpec.clockOffset). */
+  clockOffsets?: (string | undefined)[];
   extraArgs?: string[];
   startTimeoutMs?: number;
 }
@@ -208,9 +222,9 @@ export class ProcessCluster {
     for (let i = 0; i < options.hosts.length; i++) {
       const host = options.hosts[i]!;
       const gid = options.gids?.[i];
-      const wrap = options.wraps?.[i];
+      const clockOffset = options.clockOffsets?.[i];
       specs.push({
-        ...(wrap ? { wrap } : {}),
+        ...(clockOffset ? { clockOffset } : {}),
         id: options.ids?.[i] ?? `n${i + 1}`,
         host,
         peerPort: await freePort(host),

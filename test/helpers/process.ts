@@ -32,8 +32,10 @@ export async function startNodeProcess(
   const proc = spawn(
     process.execPath,
     [binPath, 'start', '--data', dataDir, '--host', '127.0.0.1', '--resp-port', '0', '--grpc-port', '0', '--admin-port', '0', ...extraArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) },
+    // The IPC channel: the node stops itself if this test process dies (no orphans).
+    { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], ...(options.env ? { env: options.env } : {}) },
   );
+  proc.channel?.unref();
   const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
