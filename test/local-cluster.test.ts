@@ -328,7 +328,8 @@ describe('ragkv local-cluster: a running cluster', { timeout: 120_000 }, () => {
       assert.ok(isRunning(back.pid!), `restarted n2 (pid ${back.pid}) runs`);
       assert.deepEqual([back.resp, back.grpc, back.admin, back.peer], [n2.resp, n2.grpc, n2.admin, n2.peer]);
       await cluster.stderrMatching(new RegExp(`member n2 is serving again \\(pid ${back.pid}, RESP ${n2.resp}\\)`));
-      assert.equal(occurrences(readFileSync(n2.log, 'utf8'), '"msg":"listening"'), 2, 'both n2 processes logged to n2.log');
+      // The supervisor copies each member's output to its log file as it arrives: wait for it.
+      await waitFor('both n2 processes to have logged to n2.log', () => occurrences(readFileSync(n2.log, 'utf8'), '"msg":"listening"') === 2 || undefined, { timeoutMs: 5000 });
 
       // And it serves again: it reads what was written while it was down, and takes writes.
       // (Polled: right after its restart, n2's view of the others may still be settling.)

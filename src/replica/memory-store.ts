@@ -29,15 +29,23 @@ export class MemoryReplicaStore implements ReplicaStore {
   constructor(
     private readonly hintsMax = 1_000_000,
     private readonly pruner: SegmentPruner = vectorItemPruner,
+    /** Namespaces that may exist, as on LMDB ('namespacesMax'). */
+    private readonly namespacesMax = 1024,
   ) {}
 
   private ns(ns: string): Map<string, Entry> {
     let m = this.data.get(ns);
-    if (!m) this.data.set(ns, (m = new Map()));
+    if (!m) {
+      if (this.data.size >= this.namespacesMax) {
+        throw new KvError('LIMIT_EXCEEDED', `namespace '${ns}' would be one more than limit 'namespacesMax' (${this.namespacesMax})`);
+      }
+      this.data.set(ns, (m = new Map()));
+    }
     return m;
   }
 
   async apply(items: ApplyItem[], nowMs: number): Promise<ApplyResult[]> {
+    for (const it of items) this.ns(it.ns); // a refused namespace refuses the batch before anything is applied
     return items.map(({ ns, key, delta }) => {
       const m = this.ns(ns);
       const id = key.toString('latin1');
