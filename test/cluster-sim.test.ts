@@ -14,6 +14,7 @@ test('simulated cluster: no acknowledged write lost, replicas converge (seed bat
   const started = Date.now();
   let runs = 0;
   let acked = 0;
+  let lmdbRuns = 0;
   for (let seed = 1; seed <= seedsMax && Date.now() - started < budgetMs; seed++) {
     // Odd seeds run 3 members (every member replicates every key: no fallback exists),
     // even seeds 5 (sloppy quorum through fallback members).
@@ -23,14 +24,18 @@ test('simulated cluster: no acknowledged write lost, replicas converge (seed bat
     acked += r.writesAcknowledged;
     assert.ok(r.ok, `seed ${seed} failed (replay: npm run sim -- --seeds 1 --start ${seed} --duration 10000 --nodes ${nodes}):\n${r.violations.join('\n')}\nfaults: ${r.faults.join('; ')}\n${r.traceTail}`);
     assert.ok(r.writesAcknowledged > 0, `seed ${seed} acknowledged no write`);
+    if (r.lmdbMembers.length > 0) lmdbRuns++;
   }
+  assert.ok(lmdbRuns > 0, 'some seeds ran members on LMDB (restarts reopen their files)');
   t.diagnostic(`${runs} seeds, ${acked} acknowledged writes checked, ${Date.now() - started} ms`);
   assert.ok(runs >= 3, `only ${runs} seeds fit the budget`);
 });
 
-test('a seed replays exactly: same trace, same outcome', async () => {
+test('a seed replays exactly: same trace, same outcome (members on LMDB and clocks apart included)', async () => {
   const a = await runClusterSim(4242, { durationMs: 5_000 });
   const b = await runClusterSim(4242, { durationMs: 5_000 });
+  assert.deepEqual(a.lmdbMembers, ['n1', 'n2'], 'this seed runs two members on LMDB');
+  assert.ok(Object.values(a.clockOffsetsMs).some((o) => o !== 0), 'and members with clocks apart');
   assert.equal(a.traceDigest, b.traceDigest);
   assert.deepEqual(a.faults, b.faults);
   assert.equal(a.writesAcknowledged, b.writesAcknowledged);

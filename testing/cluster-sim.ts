@@ -21,8 +21,14 @@ import type { NodeId } from '../src/cluster/transport.js';
 import { SimClock, SimNetwork, type SimClockScope } from './sim/index.js';
 import type { Engine } from '../src/coordinator/engine.js';
 import type { HintReplayer } from '../src/replica/hints.js';
-import { startSimMember } from './members.js';
+import { offsetClock, startSimMember } from './members.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
+import { LmdbReplicaStore, openReplicaStore } from '../src/replica/lmdb-store.js';
+import type { ReplicaStore } from '../src/replica/store.js';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { makeLimits } from '../src/common/limits.js';
 import { encodeRecord } from '../src/storage/record-codec.js';
 import { type Record, merge } from '../src/storage/record.js';
@@ -35,6 +41,13 @@ export interface ClusterSimOptions {
   /** Simulated milliseconds of workload with faults. */
   durationMs?: number;
   keys?: number;
+  /**
+   * Members whose replica is LMDB on disk (closed at a crash, reopened at the restart, its
+   * clock started above its versions), the rest in memory. Default: 2 on every third seed.
+   */
+  lmdbMembers?: number;
+  /** Members' wall clocks off by up to this much, either way (default: within the bound, 0.45 × 'maxClockOffsetMs'). */
+  clockOffsetMsMax?: number;
 }
 
 export interface ClusterSimReport {
@@ -49,6 +62,9 @@ export interface ClusterSimReport {
   itemsDeleted: number;
   faults: string[];
   hintsDelivered: number;
+  /** Members on LMDB, and the members' clock offsets (ms). */
+  lmdbMembers: string[];
+  clockOffsetsMs: { [id: string]: number };
   readRepairs: number;
   /** Simulated ms from heal until every replica agreed. */
   convergeMs: number;
@@ -59,7 +75,9 @@ export interface ClusterSimReport {
 
 interface SimNode {
   id: NodeId;
-  store: MemoryReplicaStore;
+  store: ReplicaStore;
+  /** Set while an LMDB store is closed by a crash (null once closed, or for memory stores). */
+  closing: Promise<void> | null;
   scope: SimClockScope;
   coordinator: Engine;
   replayer: HintReplayer;
@@ -83,19 +101,30 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   const ring = new Ring(ids.map((id) => ({ id })), { replicas, vnodes: 64 });
   const nodes = new Map<NodeId, SimNode>();
 
-  const boot = (id: NodeId, store: MemoryReplicaStore, transport = net.transport(id)): SimNode => {
+  // Clock offsets within the bound (pairwise at most 2 × clockOffsetMsMax) and LMDB members, from the seed.
+  const offsetMax = options.clockOffsetMsMax ?? Math.floor(limits.maxClockOffsetMs * 0.45);
+  const drawn = new Random(seed, 9);
+  const offsets = new Map(ids.map((id) => [id, Math.round((drawn.nextDouble() * 2 - 1) * offsetMax)]));
+  const offsetValues = [...offsets.values()];
+  const clockSpreadMs = Math.max(...offsetValues) - Math.min(...offsetValues);
+  const lmdbIds = new Set(ids.slice(0, options.lmdbMembers ?? (seed % 3 === 0 ? 2 : 0)));
+  const diskDir = lmdbIds.size > 0 ? mkdtempSync(path.join(tmpdir(), `ragkv-sim-${seed}-`)) : null;
+  const openDisk = (id: NodeId) => openReplicaStore({ path: path.join(diskDir!, id), limits, durability: 'none', syncCommits: true });
+
+  const boot = (id: NodeId, store: ReplicaStore, transport = net.transport(id)): SimNode => {
     const scope = clock.scope();
     const member = startSimMember({
       id,
       ring,
       net,
       transport,
-      clock: scope,
+      clock: offsetClock(scope, offsets.get(id)!),
       store,
       limits,
       seed,
       requestTimeoutMs: 300,
       readRepairChance: 0.2,
+      ...(store instanceof LmdbReplicaStore ? { highTs: store.highTs } : {}),
     });
     const coordinator = member.engine;
     const replayer = member.hints;
@@ -106,11 +135,11 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     };
     scope.setTimer(100, pruneTick);
     const prev = nodes.get(id);
-    const node: SimNode = { id, store, scope, coordinator, replayer, epoch: (prev?.epoch ?? 0) + 1, up: true };
+    const node: SimNode = { id, store, closing: null, scope, coordinator, replayer, epoch: (prev?.epoch ?? 0) + 1, up: true };
     nodes.set(id, node);
     return node;
   };
-  for (const id of ids) boot(id, new MemoryReplicaStore());
+  for (const id of ids) boot(id, lmdbIds.has(id) ? openDisk(id) : new MemoryReplicaStore());
 
   const faults: string[] = [];
   const crash = (id: NodeId) => {
@@ -121,12 +150,22 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     n.replayer.stop();
     n.scope.cancelAll();
     net.crash(id);
+    // A process dies with its disk intact: the LMDB store is closed, reopened at the restart.
+    if (n.store instanceof LmdbReplicaStore) {
+      const closing: Promise<void> = n.store.close().then(() => {
+        if (n.closing === closing) n.closing = null;
+      });
+      n.closing = closing;
+    }
     faults.push(`${clock.nowMs() - start}ms crash ${id}`);
   };
   const restart = (id: NodeId) => {
     const n = nodes.get(id)!;
     if (n.up) return;
-    boot(id, n.store, net.restart(id));
+    // Commits are synchronous here, so a close started at the crash has finished (microtasks
+    // drain between timers); reopening the same files is what a restarted process does.
+    assert(n.closing === null, `${id}: LMDB store still closing at its restart`);
+    boot(id, n.store instanceof LmdbReplicaStore ? openDisk(id) : n.store, net.restart(id));
     faults.push(`${clock.nowMs() - start}ms restart ${id}`);
   };
 
@@ -351,9 +390,11 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     if (lastAcked < 0) continue;
     // LWW: the survivor is the last acknowledged write, one issued after it, or one concurrent
     // with it (not finished before it was issued, ties in the same ms included): concurrent
-    // writes are ordered by their versions, not by when the clients sent them.
+    // writes are ordered by their versions, not by when the clients sent them. Members' clocks
+    // are up to `clockSpreadMs` apart, so writes closer together than that count as concurrent
+    // (README: writes further apart than the clocks keep their order).
     const last = writes[lastAcked]!;
-    const allowed = new Set(writes.filter((w, i) => i >= lastAcked || w.doneAt >= last.issuedAt).map((w) => w.value));
+    const allowed = new Set(writes.filter((w, i) => i >= lastAcked || w.doneAt >= last.issuedAt - clockSpreadMs).map((w) => w.value));
     if (got === null || !allowed.has(got)) {
       violations.push(`${register}: read ${got}, but acknowledged ${writes[lastAcked]!.value} (or a later or concurrent write) must survive`);
     }
@@ -365,7 +406,10 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     hintsDelivered += n.replayer.delivered;
     readRepairs += n.coordinator.counters.readRepairs;
     n.replayer.stop();
+    n.scope.cancelAll();
+    if (n.store instanceof LmdbReplicaStore) await n.store.close();
   }
+  if (diskDir) rmSync(diskDir, { recursive: true, force: true });
   return {
     seed,
     ok: violations.length === 0,
@@ -377,6 +421,8 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     itemsDeleted: deleteAcked.size,
     faults,
     hintsDelivered,
+    lmdbMembers: [...lmdbIds],
+    clockOffsetsMs: Object.fromEntries(offsets),
     readRepairs,
     convergeMs,
     traceDigest: clock.trace.digest(),

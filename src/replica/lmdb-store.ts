@@ -27,7 +27,7 @@ export interface StoreStats {
 }
 
 /** Opens (creating if needed) the LMDB store at `path` as this node's replica. */
-export function openReplicaStore(options: { path: string; limits: Limits; durability: Durability }): LmdbReplicaStore {
+export function openReplicaStore(options: { path: string; limits: Limits; durability: Durability; syncCommits?: boolean }): LmdbReplicaStore {
   const { limits } = options;
   return new LmdbReplicaStore(
     openStore({
@@ -39,6 +39,7 @@ export function openReplicaStore(options: { path: string; limits: Limits; durabi
       hintBytesMax: limits.hintBytesMax,
       diskFreeBytesMin: limits.diskFreeBytesMin,
       pruner: vectorItemPruner,
+      ...(options.syncCommits ? { syncCommits: true } : {}),
     }),
   );
 }

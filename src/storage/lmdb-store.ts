@@ -79,6 +79,12 @@ export interface StoreOptions {
   hintBytesMax?: number;
   /** Removes dead parts of appended segments (deleted vector items); none: never pruned. */
   pruner?: SegmentPruner;
+  /**
+   * Commit each batch synchronously on the event loop (lmdb-js transactionSync) instead of in
+   * lmdb-js's writer thread: for the deterministic simulator, where a write must finish before
+   * simulated time moves on. Slower; never for a server.
+   */
+  syncCommits?: boolean;
   /** Free bytes under which writes are refused as DISK_FULL (see disk-space.ts). */
   diskFreeBytesMin?: number;
 }
@@ -115,6 +121,7 @@ export class LmdbStore {
   /** Records waiting for a prune: records key -> empty. */
   private readonly prunes: Database<Buffer, Buffer>;
   private readonly pruner: SegmentPruner | undefined;
+  private readonly syncCommits: boolean;
   private hintCounts = new Map<string, number>();
   private hintBytes = 0;
   private hintSeq = 0;
@@ -178,6 +185,7 @@ export class LmdbStore {
     this.hints = this.env.openDB<Buffer, Buffer>('hints', binary);
     this.prunes = this.env.openDB<Buffer, Buffer>('prunes', binary);
     this.pruner = options.pruner;
+    this.syncCommits = options.syncCommits ?? false;
     this.hintsMax = options.hintsMax ?? 1_000_000;
     this.hintBytesMax = options.hintBytesMax ?? 1024 * 1024 * 1024;
     for (const { key, value } of this.hints.getRange({})) {
@@ -548,7 +556,7 @@ export class LmdbStore {
     let statsAfter: Stats | undefined;
     let nsWritten: [string, number][] = [];
     let formatWritten = false;
-    const done = this.env.transaction(() => {
+    const run = () => {
       // The counters as committed (and as earlier callbacks of this transaction left them):
       // not the in-memory ones, which may still hold a failed commit's changes.
       this.txnStats = this.committedStats();
@@ -573,7 +581,18 @@ export class LmdbStore {
         this.statsDirty = false;
       }
       statsAfter = this.txnStats;
-    });
+    };
+    let done: Promise<unknown>;
+    if (this.syncCommits) {
+      try {
+        this.env.transactionSync(run);
+        done = Promise.resolve();
+      } catch (err) {
+        done = Promise.reject(err);
+      }
+    } else {
+      done = this.env.transaction(run);
+    }
     // The flush of this transaction, taken now (`then` reads lmdb-js's current flush):
     // later, it would be a later transaction's, which never settles if that one fails.
     let flushed: Promise<unknown> | undefined;
