@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { defaultLimits, type Limits } from '../src/common/limits.js';
-import { ConfigError, configOptions, loadConfig, readClusterSecret, type ConfigOption } from '../src/node/config.js';
+import { ConfigError, configOptions, formatOptionsMarkdown, loadConfig, readClusterSecret, type ConfigOption } from '../src/node/config.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { NodeConfig } from '../src/node/node.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ragkv-config-'));
@@ -269,5 +271,12 @@ describe('loadConfig errors', () => {
     throwsConfig(() => loadConfig(['--config', array], {}, cwd), `config file '${array}' must hold a JSON object`);
     const missing = path.join(dir, 'missing.json');
     throwsConfig(() => loadConfig([], { RAGKV_CONFIG: missing }, cwd), new RegExp(`^cannot read config file '${missing}': ENOENT`));
+  });
+});
+
+describe('README', () => {
+  it("holds the options table exactly as the option table makes it (no option missing, none stale)", () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    assert.ok(readme.includes(formatOptionsMarkdown()), 'README.md "Configuration" table differs from formatOptionsMarkdown(): regenerate it');
   });
 });

@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { bounds } from '../common/limits.js';
 
 /** Version of this wire format; a peer speaking another version is refused in the handshake. */
 /** 2: appends may carry compacted payloads (vector item batches with deleted items removed). */
@@ -27,9 +28,9 @@ export const HANDSHAKE_MAGIC = 0x52474b56;
 /** Bytes before the payload: length, kind, request id, channel. */
 export const FRAME_HEADER_BYTES = 11;
 /** Largest frame accepted before the handshake, so an unknown peer cannot make us allocate much. */
-export const HANDSHAKE_FRAME_BYTES_MAX = 1024;
+export const HANDSHAKE_FRAME_BYTES_MAX = bounds.handshakeFrameBytesMax;
 /** Longest cluster name or node id in a handshake, in UTF-8 bytes. */
-export const HANDSHAKE_NAME_BYTES_MAX = 255;
+export const HANDSHAKE_NAME_BYTES_MAX = bounds.memberIdBytesMax;
 
 const LENGTH_BYTES = 4;
 /** Kind, request id and channel: the part of the header the length field counts. */

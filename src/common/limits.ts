@@ -147,10 +147,76 @@ export function validateLimits(limits: Limits): Limits {
   if (limits.grpcMessageBytesMax < limits.valueBytesMax) {
     throw new RangeError(`'grpcMessageBytesMax' must be at least 'valueBytesMax'`);
   }
+  checkBounds(limits);
   return limits;
 }
 
 /** Merges partial overrides onto the defaults and validates the result. */
 export function makeLimits(overrides: Partial<Limits> = {}): Limits {
   return validateLimits({ ...defaultLimits, ...overrides });
+}
+
+/**
+ * Fixed bounds: sizes and counts that are part of a format or protocol (so not settings), and
+ * the constants of background work. Each is used where data enters through the module named
+ * beside it; `checkBounds` says how they relate to each other and to the limits above.
+ */
+export const bounds = Object.freeze({
+  // ---- membership (cluster/membership: codec and member table)
+  /** Longest member id, in bytes (a u8 length in the internode handshake). */
+  memberIdBytesMax: 255,
+  /** Longest member address, in bytes. */
+  addressBytesMax: 255,
+  /** Longest zone name, in bytes. */
+  zoneBytesMax: 64,
+  /** Largest member metadata, in bytes. */
+  metaBytesMax: 16 * 1024,
+  /** Members one node tracks (dead and left included until reclaimed). */
+  membersMax: 10_000,
+  /** Gossip updates one decoded membership message may carry. */
+  gossipUpdatesMax: 1024,
+  // ---- internode handshake (cluster/frame)
+  /** Largest frame before the handshake is done, so an unknown peer cannot make us allocate much. */
+  handshakeFrameBytesMax: 1024,
+  // ---- vector lists and search (compute)
+  /** Largest vector dimension. */
+  vectorDimMax: 4096,
+  /** Largest vector item id, in bytes (a u8 length in an item batch). */
+  itemIdBytesMax: 255,
+  /** Largest k a search may ask for. */
+  searchKMax: 10_000,
+  // ---- read repair and hinted handoff (coordinator, replica/hints)
+  /** Share of reads at level ONE that also check the other replicas in the background. */
+  readRepairChance: 0.1,
+  /** Hints sent to one member per replay message. */
+  hintReplayBatchMax: 256,
+  /** How often hints held here are offered to their members (ms). */
+  hintReplayIntervalMs: 500,
+  /** Deadline of one hint replay message (ms). */
+  hintReplayTimeoutMs: 5000,
+  // ---- sessions (coordinator/session)
+  /** Fields one session floor tracks per key; past this the oldest are dropped. */
+  sessionFloorFieldsMax: 32,
+  // ---- background work on each node (node)
+  /** Expired keys deleted per sweep, and how often the sweeper runs (ms). */
+  sweepKeysMax: 1000,
+  sweepIntervalMs: 100,
+  /** Records pruned (deleted vector items removed) per sweep, and per compaction write. */
+  pruneRecordsMax: 16,
+  pruneBatchMax: 64,
+});
+
+/** Checks how the fixed bounds relate to each other and to `limits`; a broken relation is a bug or a bad configuration. */
+export function checkBounds(limits: Limits): void {
+  if (bounds.memberIdBytesMax > 255 || bounds.itemIdBytesMax > 255) throw new RangeError('member ids and item ids carry u8 lengths: at most 255 bytes');
+  if (bounds.handshakeFrameBytesMax < 4 + 2 + 2 * (1 + bounds.memberIdBytesMax) + 32 + 1 + 32 + 11) {
+    throw new RangeError("'handshakeFrameBytesMax' must hold a handshake with the longest names, a nonce and a proof");
+  }
+  // A replica's VSEARCH reply (k hits, each a key, an id and two scores) fits one internode frame.
+  const searchReplyBytes = bounds.searchKMax * (4 + limits.keyBytesMax + 4 + bounds.itemIdBytesMax + 8 + 8 + 1);
+  if (limits.peerFrameBytesMax < searchReplyBytes) {
+    throw new RangeError(`'peerFrameBytesMax' (${limits.peerFrameBytesMax}) must hold a search reply of searchKMax hits (${searchReplyBytes} bytes)`);
+  }
+  if (!(bounds.readRepairChance >= 0 && bounds.readRepairChance <= 1)) throw new RangeError('readRepairChance is a probability');
+  if (bounds.hintReplayTimeoutMs >= bounds.hintReplayIntervalMs * 100) throw new RangeError('hint replay timeout out of proportion to its interval');
 }

@@ -4,9 +4,10 @@
  * Order everywhere: distance ascending (lower is better), ties broken by position, so
  * results are deterministic and equal to the first k of a full sort.
  */
+import { bounds } from '../common/limits.js';
 
-/** Largest k a search may ask for. */
-export const SEARCH_K_MAX = 10_000;
+/** Largest k a search may ask for (common/limits.ts). */
+export const SEARCH_K_MAX = bounds.searchKMax;
 
 /** Throws a RangeError unless k is an integer 1..SEARCH_K_MAX. */
 export function checkK(k: number): number {

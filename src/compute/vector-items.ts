@@ -34,6 +34,7 @@
  * keeps the batch's type and dim, so a list whose items were all deleted keeps its shape.
  */
 
+import { bounds } from '../common/limits.js';
 import { KvError } from '../common/errors.js';
 import type { SegmentPruner } from '../storage/pruner.js';
 
@@ -41,10 +42,10 @@ import type { SegmentPruner } from '../storage/pruner.js';
 export const ITEM_BATCH_MAGIC = 0xa7;
 /** Format version this code writes and reads. */
 export const ITEM_BATCH_VERSION = 1;
-/** Largest vector dimension. */
-export const VECTOR_DIM_MAX = 4096;
-/** Largest item id, in bytes. */
-export const ITEM_ID_BYTES_MAX = 255;
+/** Largest vector dimension (common/limits.ts). */
+export const VECTOR_DIM_MAX = bounds.vectorDimMax;
+/** Largest item id, in bytes (common/limits.ts). */
+export const ITEM_ID_BYTES_MAX = bounds.itemIdBytesMax;
 /** Fixed header size of a batch, in bytes. */
 export const ITEM_BATCH_HEADER_BYTES = 16;
 

@@ -16,13 +16,8 @@ export type MaybePromise<T> = T | Promise<T>;
 /** How many of a key's N replicas must answer: one, a majority, or all of them. */
 export type Level = 'ONE' | 'QUORUM' | 'ALL';
 
-/** What a compaction did. */
-export interface PruneResult {
-  /** Records pruned (read and checked for dead parts). */
-  records: number;
-  /** Bytes of dead parts removed. */
-  bytesFreed: number;
-}
+export type { PruneResult } from '../replica/store.js';
+import type { PruneResult } from '../replica/store.js';
 
 export interface Consistency {
   read: Level;

@@ -20,7 +20,7 @@
  */
 import type { Clock } from '../common/clock.js';
 import { KvError, invalidArgument, isErrorCode } from '../common/errors.js';
-import type { Limits } from '../common/limits.js';
+import { bounds, type Limits } from '../common/limits.js';
 import type { Random } from '../common/random.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
@@ -144,7 +144,7 @@ export class Engine implements KvApi {
     this.opPrefix.writeUInt32BE(options.random.nextU32(), 0);
     this.opPrefix.writeUInt32BE(options.random.nextU32(), 4);
     this.timeoutMs = options.requestTimeoutMs ?? 2000;
-    this.readRepairChance = options.readRepairChance ?? 0.1;
+    this.readRepairChance = options.readRepairChance ?? bounds.readRepairChance;
     this.writeGuard = options.writeGuard;
     this.readGuard = options.readGuard;
     this.tracker = new ReplicaTracker(options.clock);

@@ -17,7 +17,7 @@
  */
 import { KvError } from '../common/errors.js';
 import { sessionTokenVersion } from '../common/session-token.js';
-import type { Limits } from '../common/limits.js';
+import { bounds, type Limits } from '../common/limits.js';
 import type { NodeId } from '../cluster/transport.js';
 import { type Record, opIdBytes } from '../storage/record.js';
 import { type Version, compareVersions, readVersion, versionBytes, writeVersion } from '../storage/version.js';
@@ -34,7 +34,7 @@ export interface KeyFloor {
 }
 
 /** Fields one floor tracks; past this the oldest are dropped (their guarantee then rests on the rest). */
-export const floorFieldsMax = 32;
+export const floorFieldsMax = bounds.sessionFloorFieldsMax;
 
 function newer(a: Version | null, b: Version | null): Version | null {
   if (a === null) return b;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Timer } from '../common/clock.js';
-import type { Limits } from '../common/limits.js';
+import { bounds, type Limits } from '../common/limits.js';
 import { Random } from '../common/random.js';
 import { createTcpTransport, type TcpTransport } from '../cluster/tcp-transport.js';
 import { Swim } from '../cluster/membership/index.js';
@@ -96,9 +96,9 @@ export async function startClusterMember(options: {
     readGuard: skewed,
   });
   const hints = new HintReplayer(replicaStore, transport, systemClock, {
-    intervalMs: 500,
-    batchMax: 256,
-    timeoutMs: 5000,
+    intervalMs: bounds.hintReplayIntervalMs,
+    batchMax: bounds.hintReplayBatchMax,
+    timeoutMs: bounds.hintReplayTimeoutMs,
     isAlive: (id) => view.isAlive(id),
   });
   swim.on('change', (e) => logger.info({ member: e.member.id, status: e.member.status, event: e.type }, 'membership'));

@@ -425,3 +425,13 @@ export function formatOptionsHelp(): string {
   }
   return lines.join('\n');
 }
+
+/** The options table of README.md ("Configuration"): one row per option, from the same table. */
+export function formatOptionsMarkdown(): string {
+  const rows = ['| flag | environment | config key | default | meaning |', '|---|---|---|---|---|'];
+  for (const opt of configOptions) {
+    const shown = opt.defaultValue === undefined || opt.defaultValue === '' ? '—' : `\`${String(opt.defaultValue)}\``;
+    rows.push(`| \`--${opt.flag} ${opt.valueName}\` | \`${opt.env}\` | ${opt.key === null ? '—' : `\`${opt.key}\``} | ${shown} | ${opt.description} |`);
+  }
+  return rows.join('\n');
+}

@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { nodeClock, soloEngine, soloHlcNode } from '../coordinator/index.js';
+import { bounds } from '../common/limits.js';
 import { openReplicaStore } from '../replica/lmdb-store.js';
 import { murmur3 } from '../cluster/hash.js';
 import { systemClock } from '../common/clock.js';
@@ -27,11 +28,8 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-/** Expired keys deleted per sweep, and how often the sweeper runs. */
-const sweepKeysMax = 1000;
-const sweepIntervalMs = 100;
-/** Records pruned (deleted vector items removed) per sweep. */
-const pruneRecordsMax = 16;
+/** Expired keys deleted per sweep, how often the sweeper runs, records pruned per sweep (common/limits.ts). */
+const { sweepKeysMax, sweepIntervalMs, pruneRecordsMax } = bounds;
 
 /** Starts a node: opens storage and binds the RESP, gRPC and admin ports. */
 export async function startNode(config: NodeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {

@@ -6,7 +6,7 @@ import { vectorItemPruner } from '../compute/vector-items.js';
 import type { Record } from '../storage/record.js';
 import type { KeyState } from '../storage/key-state.js';
 import type { ListSource } from '../compute/vector-search.js';
-import type { PruneResult } from '../coordinator/api.js';
+import type { PruneResult } from './store.js';
 import type { ApplyItem, ApplyResult, Decision, HintBatch, ReplicaStore, ValueSink } from './store.js';
 import { WireReader, WireWriter } from './wire.js';
 import { compactNow } from './store.js';

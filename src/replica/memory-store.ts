@@ -8,7 +8,7 @@ import type { NodeId } from '../cluster/transport.js';
 import { type Record, compareSegments, emptyRecord, expire, merge, preferredPayload, view } from '../storage/record.js';
 import type { SegmentPruner } from '../storage/pruner.js';
 import { vectorItemPruner } from '../compute/vector-items.js';
-import type { PruneResult } from '../coordinator/api.js';
+import type { PruneResult } from './store.js';
 import type { ApplyItem, ApplyResult, Decision, HintBatch, ReplicaStore, ValueSink } from './store.js';
 import { type KeyState, RecordKeyState } from '../storage/key-state.js';
 import type { ListSource } from '../compute/vector-search.js';

@@ -5,10 +5,18 @@
  * LMDB (`LmdbReplicaStore`); the simulator wires `MemoryReplicaStore`.
  */
 import type { NodeId } from '../cluster/transport.js';
+import { bounds } from '../common/limits.js';
 import type { Record } from '../storage/record.js';
 import type { KeyState } from '../storage/key-state.js';
 import type { ListSource } from '../compute/vector-search.js';
-import type { PruneResult } from '../coordinator/api.js';
+
+/** What a compaction did. */
+export interface PruneResult {
+  /** Records pruned (read and checked for dead parts). */
+  records: number;
+  /** Bytes of dead parts removed. */
+  bytesFreed: number;
+}
 
 export interface ApplyItem {
   ns: string;
@@ -85,7 +93,7 @@ export interface ReplicaStore {
 }
 
 /** Records pruned per write while a compaction drains the queue. */
-export const pruneBatchMax = 64;
+export const pruneBatchMax = bounds.pruneBatchMax;
 
 /** Queues `keys`, then prunes until the queue is empty (or `rounds` writes were made). */
 export async function compactNow(

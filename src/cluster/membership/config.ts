@@ -6,21 +6,16 @@
  * one interval, then the suspicion timeout runs: 3 s with no confirmation, down to 1.5 s as
  * other members confirm (more members: more confirmations, and a faster first probe).
  */
+import { bounds } from '../../common/limits.js';
 
-/** Bounds checked where membership data enters (codec) or is queued. */
+/** Bounds checked where membership data enters (codec) or is queued (they live in common/limits.ts). */
 export const membershipLimits = Object.freeze({
-  /** Longest member id, in bytes. */
-  memberIdBytesMax: 255,
-  /** Longest member address, in bytes. */
-  addressBytesMax: 255,
-  /** Longest zone name, in bytes. */
-  zoneBytesMax: 64,
-  /** Largest member metadata (ring tokens and such), in bytes. */
-  metaBytesMax: 16 * 1024,
-  /** Members one node tracks (dead and left included until reclaimed). */
-  membersMax: 10_000,
-  /** Gossip updates one decoded message may carry. */
-  gossipUpdatesMax: 1024,
+  memberIdBytesMax: bounds.memberIdBytesMax,
+  addressBytesMax: bounds.addressBytesMax,
+  zoneBytesMax: bounds.zoneBytesMax,
+  metaBytesMax: bounds.metaBytesMax,
+  membersMax: bounds.membersMax,
+  gossipUpdatesMax: bounds.gossipUpdatesMax,
 });
 
 /** Timing and fan-out of SWIM; every field has a default. */
