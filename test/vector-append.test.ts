@@ -6,42 +6,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
-import { makeLimits } from '../src/common/limits.js';
 import { KvError } from '../src/common/errors.js';
-import { openLocalKv } from '../src/coordinator/index.js';
-import type { KvApi } from '../src/coordinator/api.js';
 import { encodeDeleteBatch, encodeItemBatch } from '../src/compute/vector-items.js';
-import { startRespServer } from '../src/server/resp/index.js';
-import { noMetrics } from '../src/server/metrics.js';
-import { tempDir } from './helpers/tmp.js';
 import { simVectorCluster } from './helpers/sim-vectors.js';
+import { withLocalServer } from './helpers/local-server.js';
 
-const logger = { info() {}, warn() {}, error() {}, debug() {} };
 const b = (s: string) => Buffer.from(s);
 const batch = (...ids: string[]) => encodeItemBatch({ type: 'uint8', dim: 2, items: ids.map((id, i) => ({ id: b(id), vector: [i, 1] })) });
 const isWrongType = (key: string) => (e: unknown) =>
   e instanceof KvError && e.code === 'WRONG_TYPE' && e.message.includes(`key '${key}'`) && /posting list/.test(e.message);
 
-async function withLocal(fn: (kv: KvApi, redis: Redis) => Promise<void>) {
-  const dir = tempDir();
-  const local = await openLocalKv({ path: dir.path, durability: 'none' });
-  const server = await startRespServer({ kv: local.kv, limits: makeLimits(), host: '127.0.0.1', port: 0, logger, metrics: noMetrics });
-  const redis = new Redis({ port: server.port });
-  try {
-    await fn(local.kv, redis);
-  } finally {
-    redis.disconnect();
-    await server.close();
-    await local.close();
-    dir.cleanup();
-  }
-}
 
 const q = { query: Float32Array.from([0, 1]), k: 10, metric: 'L2' as const };
 
 test('APPEND of raw bytes to a posting list is refused with WRONGTYPE naming the key; the list stays searchable', () =>
-  withLocal(async (kv, redis) => {
+  withLocalServer(async (redis, kv) => {
     assert.equal(await redis.call('VADD', 'list', 'uint8', '2', 'ITEM', 'a', Buffer.from([0, 1]), 'ITEM', 'b', Buffer.from([9, 9])), 2);
     const before = await redis.getBuffer('list');
     await assert.rejects(redis.append('list', 'oops'), /^ReplyError: WRONGTYPE key 'list' holds a vector posting list/);
@@ -65,7 +44,7 @@ test('APPEND of raw bytes to a posting list is refused with WRONGTYPE naming the
   }));
 
 test('SET of a list value then APPEND of raw bytes is refused, and so is an emptied list; APPEND to other values works as before', () =>
-  withLocal(async (_kv, redis) => {
+  withLocalServer(async (redis) => {
     await redis.set('copied', batch('x', 'y'));
     await assert.rejects(redis.append('copied', 'z'), /WRONGTYPE key 'copied'/);
     assert.equal(await redis.call('VCARD', 'copied'), 2);
@@ -96,7 +75,7 @@ test('SET of a list value then APPEND of raw bytes is refused, and so is an empt
   }));
 
 test('multi-append is refused whole when one pair would break a list, including a list the same call starts', () =>
-  withLocal(async (kv) => {
+  withLocalServer(async (_r, kv) => {
     await kv.vadd('default', b('l'), { type: 'uint8', dim: 2, items: [{ id: b('a'), vector: [0, 1] }] });
     await kv.set('default', b('s'), b('plain'));
     await assert.rejects(kv.appendMany('default', [{ key: b('s'), value: b('+1') }, { key: b('l'), value: b('bad') }]), isWrongType('l'));

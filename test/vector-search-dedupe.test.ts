@@ -8,33 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Random } from '../src/common/random.js';
-import { openLocalKv } from '../src/coordinator/index.js';
 import type { KvApi, VectorSearchRequest } from '../src/coordinator/api.js';
-import { startRespServer } from '../src/server/resp/index.js';
-import { noMetrics } from '../src/server/metrics.js';
-import { tempDir } from './helpers/tmp.js';
 import { simVectorCluster } from './helpers/sim-vectors.js';
 import { decodeRequest, encodeRequest } from '../src/replica/protocol.js';
 import { makeLimits } from '../src/common/limits.js';
+import { withLocalServer } from './helpers/local-server.js';
 
-const logger = { info() {}, warn() {}, error() {}, debug() {} };
 const b = (s: string) => Buffer.from(s);
 const f32 = (v: number[]) => Buffer.from(Float32Array.from(v).buffer);
 
-async function withServer(fn: (kv: KvApi, r: Redis) => Promise<void>) {
-  const dir = tempDir();
-  const local = await openLocalKv({ path: dir.path, durability: 'none' });
-  const server = await startRespServer({ kv: local.kv, limits: makeLimits(), host: '127.0.0.1', port: 0, logger, metrics: noMetrics });
-  const redis = new Redis({ port: server.port });
-  try {
-    await fn(local.kv, redis);
-  } finally {
-    redis.disconnect();
-    await server.close();
-    await local.close();
-    dir.cleanup();
-  }
-}
 
 async function vsearch(r: Redis, k: number, q: number[], keys: string[], ...extra: string[]) {
   const reply = (await r.callBuffer('VSEARCH', String(k), 'L2', f32(q), 'KEYS', String(keys.length), ...keys, ...extra)) as unknown[];
@@ -81,7 +63,7 @@ async function load(kv: KvApi, content: Map<string, { id: string; v: number[] }[
 }
 
 test('VSEARCH returns an id held by several lists once, at its best score; ALLCOPIES returns every copy', () =>
-  withServer(async (_kv, redis) => {
+  withLocalServer(async (redis) => {
     // 'shared' sits in three lists with a different vector in each; its best copy is in l2.
     await redis.call('VADD', 'l1', 'float32', '2', 'ITEM', 'shared', f32([3, 0]), 'ITEM', 'a', f32([4, 0]));
     await redis.call('VADD', 'l2', 'float32', '2', 'ITEM', 'shared', f32([1, 0]), 'ITEM', 'b', f32([5, 0]));
@@ -98,7 +80,7 @@ test('VSEARCH returns an id held by several lists once, at its best score; ALLCO
   }));
 
 test('a list that holds one id twice still yields k distinct ids', () =>
-  withServer(async (_kv, redis) => {
+  withLocalServer(async (redis) => {
     // One VADD naming an id twice keeps both copies in the batch; search scored both.
     await redis.call('VADD', 'dup', 'float32', '2', 'ITEM', 'x', f32([0, 0]), 'ITEM', 'x', f32([0, 1]), 'ITEM', 'x', f32([0, 2]), 'ITEM', 'y', f32([0, 3]), 'ITEM', 'z', f32([0, 4]));
     assert.deepEqual(await vsearch(redis, 2, [0, 0], ['dup']), ['dup/x/0', 'dup/y/9']);
@@ -106,7 +88,7 @@ test('a list that holds one id twice still yields k distinct ids', () =>
   }));
 
 test('single node: top-k over lists that share ids equals brute force by id (k distinct), and by copy with ALLCOPIES', () =>
-  withServer(async (kv) => {
+  withLocalServer(async (_r, kv) => {
     const rnd = new Random(7);
     const dim = 8;
     const content = spannLists(rnd, 10, 150, dim);

@@ -8,36 +8,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { KvError } from '../src/common/errors.js';
-import { openLocalKv } from '../src/coordinator/index.js';
 import { encodeItemBatch } from '../src/compute/vector-items.js';
 import { decodeSearchReply, encodeSearchReply } from '../src/replica/protocol.js';
 import { makeLimits } from '../src/common/limits.js';
-import { startRespServer } from '../src/server/resp/index.js';
-import { noMetrics } from '../src/server/metrics.js';
-import { tempDir } from './helpers/tmp.js';
 import { simVectorCluster } from './helpers/sim-vectors.js';
+import { withLocalServer } from './helpers/local-server.js';
 
-const logger = { info() {}, warn() {}, error() {}, debug() {} };
 const b = (s: string) => Buffer.from(s);
 const f32 = (v: number[]) => Buffer.from(Float32Array.from(v).buffer);
 const batch = (id: string, x: number) => encodeItemBatch({ type: 'float32', dim: 2, items: [{ id: b(id), vector: [x, 0] }] });
 /** A list whose second batch is cut short: it was a list, it cannot be read now. */
 const broken = () => Buffer.concat([batch('b0', 0), batch('b1', 1).subarray(0, 20)]);
 
-async function withServer(fn: (r: Redis) => Promise<void>) {
-  const dir = tempDir();
-  const local = await openLocalKv({ path: dir.path, durability: 'none' });
-  const server = await startRespServer({ kv: local.kv, limits: makeLimits(), host: '127.0.0.1', port: 0, logger, metrics: noMetrics });
-  const redis = new Redis({ port: server.port });
-  try {
-    await fn(redis);
-  } finally {
-    redis.disconnect();
-    await server.close();
-    await local.close();
-    dir.cleanup();
-  }
-}
 
 async function vsearch(r: Redis, k: number, keys: string[], ...extra: string[]) {
   const reply = (await r.callBuffer('VSEARCH', String(k), 'L2', f32([0, 0]), 'KEYS', String(keys.length), ...keys, ...extra)) as unknown[];
@@ -46,7 +28,7 @@ async function vsearch(r: Redis, k: number, keys: string[], ...extra: string[]) 
 }
 
 test('VSEARCH skips a key that is not a readable list and names it; WRONGTYPE only when no key named is readable', () =>
-  withServer(async (redis) => {
+  withLocalServer(async (redis) => {
     for (const [key, x] of [['l1', 1], ['l2', 2]] as const) {
       assert.equal(await redis.call('VADD', key, 'float32', '2', 'ITEM', `${key}v`, f32([x, 0])), 1);
     }

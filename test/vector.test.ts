@@ -8,17 +8,13 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Random } from '../src/common/random.js';
 import { makeLimits } from '../src/common/limits.js';
-import { openLocalKv } from '../src/coordinator/index.js';
-import { startRespServer } from '../src/server/resp/index.js';
-import { noMetrics } from '../src/server/metrics.js';
 import { Ring } from '../src/cluster/ring.js';
 import { SimClock, SimNetwork } from '../testing/sim/index.js';
 import { startSimMember } from '../testing/members.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
-import { tempDir } from './helpers/tmp.js';
 import { float32FromBytes } from '../src/compute/index.js';
+import { withLocalServer } from './helpers/local-server.js';
 
-const logger = { info() {}, warn() {}, error() {}, debug() {} };
 const f32 = (v: number[]) => Buffer.from(Float32Array.from(v).buffer);
 
 function randomVectors(r: Random, n: number, dim: number): number[][] {
@@ -42,20 +38,6 @@ function bruteForce(lists: Map<string, { id: string; v: number[] }[]>, q: number
   return all.sort((a, b) => a.d - b.d).slice(0, k);
 }
 
-async function withServer(fn: (r: Redis) => Promise<void>) {
-  const dir = tempDir();
-  const local = await openLocalKv({ path: dir.path, durability: 'none' });
-  const server = await startRespServer({ kv: local.kv, limits: makeLimits(), host: '127.0.0.1', port: 0, logger, metrics: noMetrics });
-  const redis = new Redis({ port: server.port });
-  try {
-    await fn(redis);
-  } finally {
-    redis.disconnect();
-    await server.close();
-    await local.close();
-    dir.cleanup();
-  }
-}
 
 const vadd = (r: Redis, key: string, type: string, dim: number, items: { id: string; blob: Buffer; payload?: string }[]) =>
   r.callBuffer('VADD', key, type, String(dim), ...items.flatMap((it) => ['ITEM', it.id, it.blob, ...(it.payload ? ['PAYLOAD', it.payload] : [])])) as Promise<number>;
@@ -68,7 +50,7 @@ async function vsearch(r: Redis, k: number, metric: string, q: number[], keys: s
 }
 
 test('VSEARCH returns the exact top-k over many lists, for every metric (random data vs brute force)', () =>
-  withServer(async (redis) => {
+  withLocalServer(async (redis) => {
     const rnd = new Random(42);
     const dim = 16;
     const lists = new Map<string, { id: string; v: number[] }[]>();
@@ -95,7 +77,7 @@ test('VSEARCH returns the exact top-k over many lists, for every metric (random 
   }));
 
 test('deletes are honoured, payload prefix and field filters apply, partial reads and projection work', () =>
-  withServer(async (redis) => {
+  withLocalServer(async (redis) => {
     const dim = 4;
     const items = [
       { id: 'a', blob: f32([0, 0, 0, 0]), payload: 'doc:1|intro' },
@@ -129,7 +111,7 @@ test('deletes are honoured, payload prefix and field filters apply, partial read
   }));
 
 test('type, dimension and input errors are refused with clear messages; nothing stored is harmed', () =>
-  withServer(async (redis) => {
+  withLocalServer(async (redis) => {
     assert.equal(await vadd(redis, 'v', 'uint8', 3, [{ id: 'x', blob: Buffer.from([1, 2, 3]) }]), 1);
     await assert.rejects(vadd(redis, 'v', 'uint8', 4, [{ id: 'y', blob: Buffer.from([1, 2, 3, 4]) }]), /list 'v' holds uint8 vectors of dimension 3; got uint8 of dimension 4/);
     await assert.rejects(vadd(redis, 'v', 'float32', 3, [{ id: 'y', blob: f32([1, 2, 3]) }]), /holds uint8 vectors of dimension 3; got float32/);
@@ -186,7 +168,7 @@ test('cluster: lists are searched at their replicas; a replica that does not ans
 });
 
 test('RAGKV.COMPACT removes deleted items now: the list shrinks, reads and search do not change; other values are left alone', () =>
-  withServer(async (redis) => {
+  withLocalServer(async (redis) => {
     const dim = 8;
     const items = Array.from({ length: 30 }, (_, i) => ({ id: `it${i}`, blob: Buffer.alloc(dim, i) }));
     assert.equal(await vadd(redis, 'pl', 'uint8', dim, items), 30);

@@ -20,47 +20,18 @@ import { Random } from '../../src/common/random.js';
 import { Ring } from '../../src/cluster/ring.js';
 import { murmur3 } from '../../src/cluster/hash.js';
 import { createRawKvClient, type RawKvClient } from '../../src/client/grpc.js';
-import { Engine, type KvApi, type KvPair, type SetOptions, type SetResult, type ExpireCondition, type VectorItem, type VectorSearchRequest, type VectorSearchResult, type PruneResult, nodeClock, openLocalKv } from '../../src/coordinator/index.js';
+import { Engine, type KvApi, type KvPair, type VectorItem, nodeClock, openLocalKv } from '../../src/coordinator/index.js';
 import { openReplicaStore, type LmdbReplicaStore } from '../../src/replica/lmdb-store.js';
 import { MemoryReplicaStore } from '../../src/replica/memory-store.js';
-import type { ItemBatchInput } from '../../src/compute/vector-items.js';
 import { SimClock, SimNetwork } from '../../testing/sim/index.js';
 import { startSimMember } from '../../testing/members.js';
 import { ProcessCluster } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/tmp.js';
 
-/** The KvApi methods the suite calls, as promises. */
-export interface AsyncKv {
-  get(ns: string, key: Buffer): Promise<Buffer | null>;
-  getMany(ns: string, keys: Buffer[]): Promise<(Buffer | null)[]>;
-  getRange(ns: string, key: Buffer, start: number, end: number): Promise<Buffer>;
-  strlen(ns: string, key: Buffer): Promise<number>;
-  exists(ns: string, key: Buffer): Promise<boolean>;
-  set(ns: string, key: Buffer, value: Buffer, options?: SetOptions): Promise<SetResult>;
-  setMany(ns: string, pairs: KvPair[], options?: { ttlMs?: number }): Promise<void>;
-  append(ns: string, key: Buffer, bytes: Buffer): Promise<number>;
-  appendMany(ns: string, pairs: KvPair[]): Promise<number[]>;
-  del(ns: string, keys: Buffer[]): Promise<number>;
-  deleteRange(ns: string, start: Buffer, end: Buffer): Promise<number>;
-  expireAt(ns: string, key: Buffer, atMs: number | null, condition?: ExpireCondition): Promise<boolean>;
-  ttlMs(ns: string, key: Buffer): Promise<number>;
-  hset(ns: string, key: Buffer, fields: KvPair[]): Promise<number>;
-  hget(ns: string, key: Buffer, field: Buffer): Promise<Buffer | null>;
-  hmget(ns: string, key: Buffer, fields: Buffer[]): Promise<(Buffer | null)[]>;
-  hgetall(ns: string, key: Buffer): Promise<KvPair[]>;
-  hdel(ns: string, key: Buffer, fields: Buffer[]): Promise<number>;
-  hlen(ns: string, key: Buffer): Promise<number>;
-  hexists(ns: string, key: Buffer, field: Buffer): Promise<boolean>;
-  hmgetMany(ns: string, keys: Buffer[], fields: Buffer[]): Promise<(Buffer | null)[][]>;
-  range(ns: string, options: { start?: Buffer; end?: Buffer; limit: number; keyOnly?: boolean; reverse?: boolean }): Promise<KvPair[]>;
-  dbsize(ns: string): Promise<number>;
-  vadd(ns: string, key: Buffer, batch: ItemBatchInput): Promise<number>;
-  vdel(ns: string, key: Buffer, ids: Buffer[]): Promise<number>;
-  vcard(ns: string, key: Buffer): Promise<number>;
-  vrange(ns: string, key: Buffer, start: number, stop: number, options?: { withVectors?: boolean; withPayloads?: boolean }): Promise<VectorItem[]>;
-  vsearch(ns: string, request: VectorSearchRequest): Promise<VectorSearchResult>;
-  compact(ns: string, keys: Buffer[]): Promise<PruneResult>;
-}
+type Asyncify<F> = F extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
+
+/** The KvApi as promises (reads may answer synchronously in process), less what is not a command. */
+export type AsyncKv = { [K in Exclude<keyof KvApi, 'withConsistency' | 'newSession' | 'withSession' | 'readValue' | 'scan'>]: Asyncify<KvApi[K]> };
 
 export interface ContractTarget {
   name: string;
