@@ -212,11 +212,8 @@ export function checkBounds(limits: Limits): void {
   if (bounds.handshakeFrameBytesMax < 4 + 2 + 2 * (1 + bounds.memberIdBytesMax) + 32 + 1 + 32 + 11) {
     throw new RangeError("'handshakeFrameBytesMax' must hold a handshake with the longest names, a nonce and a proof");
   }
-  // A replica's VSEARCH reply (k hits, each a key, an id and two scores) fits one internode frame.
-  const searchReplyBytes = bounds.searchKMax * (4 + limits.keyBytesMax + 4 + bounds.itemIdBytesMax + 8 + 8 + 1);
-  if (limits.peerFrameBytesMax < searchReplyBytes) {
-    throw new RangeError(`'peerFrameBytesMax' (${limits.peerFrameBytesMax}) must hold a search reply of searchKMax hits (${searchReplyBytes} bytes)`);
-  }
+  // The search limit fits the replica protocol's count check (hits are bounded by batchKeysMax × 1024).
+  if (bounds.searchKMax > limits.batchKeysMax * 1024) throw new RangeError("'searchKMax' must fit the search reply's hit count bound ('batchKeysMax' × 1024)");
   if (!(bounds.readRepairChance >= 0 && bounds.readRepairChance <= 1)) throw new RangeError('readRepairChance is a probability');
   if (bounds.hintReplayTimeoutMs >= bounds.hintReplayIntervalMs * 100) throw new RangeError('hint replay timeout out of proportion to its interval');
 }
