@@ -212,8 +212,6 @@ export function checkBounds(limits: Limits): void {
   if (bounds.handshakeFrameBytesMax < 4 + 2 + 2 * (1 + bounds.memberIdBytesMax) + 32 + 1 + 32 + 11) {
     throw new RangeError("'handshakeFrameBytesMax' must hold a handshake with the longest names, a nonce and a proof");
   }
-  // The search limit fits the replica protocol's count check (hits are bounded by batchKeysMax × 1024).
-  if (bounds.searchKMax > limits.batchKeysMax * 1024) throw new RangeError("'searchKMax' must fit the search reply's hit count bound ('batchKeysMax' × 1024)");
   if (!(bounds.readRepairChance >= 0 && bounds.readRepairChance <= 1)) throw new RangeError('readRepairChance is a probability');
   if (bounds.hintReplayTimeoutMs >= bounds.hintReplayIntervalMs * 100) throw new RangeError('hint replay timeout out of proportion to its interval');
 }

@@ -12,7 +12,7 @@
  * (see `encodeRemoteError` in cluster/transport.ts), so WRONG_TYPE stays WRONG_TYPE.
  */
 import { KvError } from '../common/errors.js';
-import type { Limits } from '../common/limits.js';
+import { bounds, type Limits } from '../common/limits.js';
 import type { NodeId } from '../cluster/transport.js';
 import { float32FromBytes } from '../compute/vector-items.js';
 import { parseMetric } from '../compute/vector-score.js';
@@ -226,7 +226,8 @@ export function encodeSearchReply(reply: SearchReply): Buffer {
 
 export function decodeSearchReply(buf: Buffer, limits: ProtocolLimits): SearchReply {
   const r = new Reader(buf);
-  const n = r.count(limits.batchKeysMax * 1024, 'search hits', 'batchKeysMax');
+  // A replica answers at most k hits, and k is at most searchKMax.
+  const n = r.count(bounds.searchKMax, 'search hits', 'searchKMax');
   const hits: VectorHit[] = [];
   for (let i = 0; i < n; i++) {
     const key = r.key(limits);
