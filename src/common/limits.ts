@@ -147,7 +147,7 @@ export function validateLimits(limits: Limits): Limits {
   if (limits.grpcMessageBytesMax < limits.valueBytesMax) {
     throw new RangeError(`'grpcMessageBytesMax' must be at least 'valueBytesMax'`);
   }
-  checkBounds(limits);
+  checkBounds();
   return limits;
 }
 
@@ -206,8 +206,8 @@ export const bounds = Object.freeze({
   pruneBatchMax: 64,
 });
 
-/** Checks how the fixed bounds relate to each other and to `limits`; a broken relation is a bug or a bad configuration. */
-export function checkBounds(limits: Limits): void {
+/** Checks how the fixed bounds relate to each other; a broken relation is a bug. */
+export function checkBounds(): void {
   if (bounds.memberIdBytesMax > 255 || bounds.itemIdBytesMax > 255) throw new RangeError('member ids and item ids carry u8 lengths: at most 255 bytes');
   if (bounds.handshakeFrameBytesMax < 4 + 2 + 2 * (1 + bounds.memberIdBytesMax) + 32 + 1 + 32 + 11) {
     throw new RangeError("'handshakeFrameBytesMax' must hold a handshake with the longest names, a nonce and a proof");
