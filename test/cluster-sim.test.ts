@@ -15,6 +15,7 @@ test('simulated cluster: no acknowledged write lost, replicas converge (seed bat
   let runs = 0;
   let acked = 0;
   let lmdbRuns = 0;
+  let sessionReads = 0;
   for (let seed = 1; seed <= seedsMax && Date.now() - started < budgetMs; seed++) {
     // Odd seeds run 3 members (every member replicates every key: no fallback exists),
     // even seeds 5 (sloppy quorum through fallback members).
@@ -25,9 +26,11 @@ test('simulated cluster: no acknowledged write lost, replicas converge (seed bat
     assert.ok(r.ok, `seed ${seed} failed (replay: npm run sim -- --seeds 1 --start ${seed} --duration 10000 --nodes ${nodes}):\n${r.violations.join('\n')}\nfaults: ${r.faults.join('; ')}\n${r.traceTail}`);
     assert.ok(r.writesAcknowledged > 0, `seed ${seed} acknowledged no write`);
     if (r.lmdbMembers.length > 0) lmdbRuns++;
+    sessionReads += r.sessionReads;
   }
   assert.ok(lmdbRuns > 0, 'some seeds ran members on LMDB (restarts reopen their files)');
-  t.diagnostic(`${runs} seeds, ${acked} acknowledged writes checked, ${Date.now() - started} ms`);
+  t.diagnostic(`${runs} seeds, ${acked} acknowledged writes checked, ${sessionReads} session reads after own writes, ${Date.now() - started} ms`);
+  assert.ok(sessionReads > 0, 'sessions read their own writes back (read-your-writes is checked)');
   assert.ok(runs >= 3, `only ${runs} seeds fit the budget`);
 });
 

@@ -62,6 +62,8 @@ export interface ClusterSimReport {
   itemsDeleted: number;
   faults: string[];
   hintsDelivered: number;
+  /** Reads right after a client's own acknowledged write, through the same session (checked). */
+  sessionReads: number;
   /** Members on LMDB, and the members' clock offsets (ms). */
   lmdbMembers: string[];
   clockOffsetsMs: { [id: string]: number };
@@ -199,6 +201,11 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   const start = clock.nowMs();
   const end = start + durationMs;
 
+  /** Per client, member and member life: the session-bound engine (a connection). */
+  const sessions = new Map<string, Engine>();
+  const sessionViolations: string[] = [];
+  let sessionReads = 0;
+
   const pickCoordinator = (r: Random): SimNode | null => {
     const up = ids.filter((id) => nodes.get(id)!.up);
     if (up.length === 0) return null;
@@ -212,7 +219,10 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
       const node = pickCoordinator(r);
       if (!node) continue;
       const epoch = node.epoch;
-      const kv = node.coordinator;
+      // Each client keeps one session (a connection) per member and life of that member.
+      const sessionKey = `${c}/${node.id}/${epoch}`;
+      let kv = sessions.get(sessionKey);
+      if (!kv) sessions.set(sessionKey, (kv = node.coordinator.withSession(node.coordinator.newSession(true))));
       const op = r.nextInt(12);
       const seq = ++opSeq;
       let pending: { doneAt: number } | null = null;
@@ -238,6 +248,18 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
           await kv.set(ns, key, Buffer.from(value));
           if (node.epoch === epoch) w.acked = true;
           w.doneAt = clock.nowMs();
+          if (w.acked && r.nextInt(2) === 0) {
+            // Read your writes: the same session reads the key back at once. It may fail
+            // (too few replicas), but it must not answer older than this write.
+            pending = null;
+            const got = (await kv.get(ns, key))?.toString() ?? null;
+            if (node.epoch === epoch) {
+              sessionReads++;
+              const mine = list.indexOf(w);
+              const allowed = new Set(list.filter((x, i) => i >= mine || x.doneAt >= w.issuedAt - clockSpreadMs).map((x) => x.value));
+              if (got === null || !allowed.has(got)) sessionViolations.push(`${key}: client ${c} read ${got} through ${node.id} right after its acknowledged write ${value} (read-your-writes)`);
+            }
+          }
         } else if (op >= 10) {
           const key = vecKeys[r.nextInt(vecKeys.length)]!;
           const acked = ackedItems.get(key.toString()) ?? [];
@@ -325,7 +347,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   net.configure({ lossRate: 0, duplicateRate: 0 });
   for (const id of ids) restart(id);
   const healedAt = clock.nowMs();
-  const violations: string[] = [];
+  const violations: string[] = [...sessionViolations];
   // Requests still in flight settle first (their failures create hints), then every node
   // empties its hint store.
   await clock.runFor(1000);
@@ -435,6 +457,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
     itemsDeleted: deleteAcked.size,
     faults,
     hintsDelivered,
+    sessionReads,
     lmdbMembers: [...lmdbIds],
     clockOffsetsMs: Object.fromEntries(offsets),
     readRepairs,

@@ -28,7 +28,7 @@ export async function simMain(argv: string[]): Promise<number> {
     const r = await runClusterSim(seed, { durationMs, nodes });
     const line =
       `seed ${seed}: ${r.ok ? 'ok' : 'FAILED'}  acked ${r.writesAcknowledged} (appends ${r.appendsAcknowledged}, vector items ${r.itemsAcknowledged}, deleted ${r.itemsDeleted}), failed ${r.writesFailed}, ` +
-      `faults ${r.faults.length}, hints delivered ${r.hintsDelivered}, read repairs ${r.readRepairs}, converged ${r.convergeMs} ms after heal, ` +
+      `session reads ${r.sessionReads}, faults ${r.faults.length}, hints delivered ${r.hintsDelivered}, read repairs ${r.readRepairs}, converged ${r.convergeMs} ms after heal, ` +
       `clocks ${Object.values(r.clockOffsetsMs).map((o) => (o > 0 ? `+${o}` : String(o))).join('/')} ms, ${r.lmdbMembers.length ? `LMDB ${r.lmdbMembers.join(',')}` : 'memory'}, ` +
       `${Date.now() - t} ms real`;
     console.log(line);
