@@ -22,6 +22,7 @@ import { SimClock, SimNetwork, type SimClockScope } from './sim/index.js';
 import type { Engine } from '../src/coordinator/engine.js';
 import type { HintReplayer } from '../src/replica/hints.js';
 import { offsetClock, startSimMember } from './members.js';
+import { sleep } from '../src/common/clock.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
 import { LmdbReplicaStore, openReplicaStore } from '../src/replica/lmdb-store.js';
 import type { ReplicaStore } from '../src/replica/store.js';
@@ -111,6 +112,9 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   const offsetValues = [...offsets.values()];
   const clockSpreadMs = Math.max(...offsetValues) - Math.min(...offsetValues);
   const lmdbIds = new Set(ids.slice(0, options.lmdbMembers ?? (seed % 3 === 0 ? 2 : 0)));
+  const diskRandom = new Random(seed, 11);
+  /** A slow disk: how late the next local write lands (simulated ms). */
+  const slowDisk = () => (diskRandom.nextInt(4) === 0 ? diskRandom.intBetween(1, 20) : 0);
   const diskDir = lmdbIds.size > 0 ? mkdtempSync(path.join(tmpdir(), `ragkv-sim-${seed}-`)) : null;
   const openDisk = (id: NodeId) => openReplicaStore({ path: path.join(diskDir!, id), limits, durability: 'none', syncCommits: true });
 
@@ -123,8 +127,9 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
       net,
       transport,
       clock: offsetClock(scope, offsets.get(id)!),
-      // What this process writes lands only while it lives: a crashed process keeps no hint.
-      store: untilCrash(store, () => nodes.get(id)?.epoch === life && nodes.get(id)!.up),
+      // What this process writes lands only while it lives (a crashed process keeps no hint),
+      // and its disk is slow now and then: a write lands 0-20 ms late, after the network's.
+      store: untilCrash(store, () => nodes.get(id)?.epoch === life && nodes.get(id)!.up, (ms) => sleep(scope, ms), slowDisk),
       limits,
       seed,
       requestTimeoutMs,
@@ -469,15 +474,24 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
 
 const writeMethods = new Set(['apply', 'update', 'addHints', 'removeHints', 'queuePrune', 'pruneQueued']);
 
-/** The store as one process life sees it: its writes fail once that life has ended (a crash). */
-function untilCrash(store: ReplicaStore, alive: () => boolean): ReplicaStore {
+/**
+ * The store as one process life sees it: a write lands `delay()` ms late (a slow disk; reads
+ * see it only then), and fails once that life has ended (a crash).
+ */
+function untilCrash(store: ReplicaStore, alive: () => boolean, wait: (ms: number) => Promise<void>, delay: () => number): ReplicaStore {
+  const dead = () => Promise.reject(new Error('the process crashed: nothing it writes lands'));
   return new Proxy(store, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
       if (typeof v !== 'function') return v;
-      if (!writeMethods.has(String(prop))) return (v as (...a: unknown[]) => unknown).bind(target);
-      return (...args: unknown[]) =>
-        alive() ? (v as (...a: unknown[]) => unknown).apply(target, args) : Promise.reject(new Error('the process crashed: nothing it writes lands'));
+      const fn = v as (...a: unknown[]) => unknown;
+      if (!writeMethods.has(String(prop))) return fn.bind(target);
+      return (...args: unknown[]) => {
+        if (!alive()) return dead();
+        const ms = prop === 'apply' || prop === 'update' ? delay() : 0;
+        if (ms === 0) return fn.apply(target, args);
+        return wait(ms).then(() => (alive() ? fn.apply(target, args) : dead()));
+      };
     },
   });
 }
