@@ -172,3 +172,36 @@ test('sessions: a reader never goes back while another connection writes through
     await c.destroy();
   }
 });
+
+test('sessions: a pipelined conditional write decides on state that includes the connection\'s earlier writes (SET then EXPIRE, SET NX twice, DEL then SET XX)', { timeout: 120_000 }, async (t) => {
+  const c = await ProcessCluster.start({ hosts, extraArgs: ['--replicas', String(replicas)] });
+  const ring = ringOf(c);
+  try {
+    const r = new Redis({ host: c.host(0), port: c.member(0).ports.resp });
+    const keys = [...Array.from({ length: 20 }, (_, i) => `cond:${i}`), ...remoteKeys(ring, c.id(0), 'cond:remote', 20)];
+    const p = r.pipeline();
+    for (const k of keys) {
+      p.set(k, 'v');
+      p.expire(k, 100);
+      p.ttl(k);
+      p.set(`${k}:nx`, 'first', 'NX');
+      p.set(`${k}:nx`, 'second', 'NX');
+      p.del(`${k}:nx`);
+      p.set(`${k}:nx`, 'third', 'XX');
+    }
+    const res = (await p.exec())!.map(([err, v]) => (err ? `error: ${err.message}` : v));
+    let wrong = 0;
+    keys.forEach((k, i) => {
+      const [set, expire, ttl, nx1, nx2, del, xx] = res.slice(7 * i, 7 * i + 7);
+      const ok = set === 'OK' && expire === 1 && typeof ttl === 'number' && ttl > 90 && nx1 === 'OK' && nx2 === null && del === 1 && xx === null;
+      if (!ok) {
+        wrong++;
+        t.diagnostic(`${k}: ${JSON.stringify([set, expire, ttl, nx1, nx2, del, xx])}`);
+      }
+    });
+    r.disconnect();
+    assert.equal(wrong, 0, 'every pipelined conditional write saw the writes before it');
+  } finally {
+    await c.destroy();
+  }
+});

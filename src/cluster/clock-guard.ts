@@ -30,14 +30,18 @@ export class ClockGuard {
   /** The current verdict (recomputed at most every `verdictTtlMs`, or now when `fresh`). */
   current(fresh = false): ClockVerdict {
     const now = this.clock.nowMs();
-    if (!fresh && now - this.verdictAtMs < verdictTtlMs) return this.verdict;
+    // Reused only while the clock moves forward within the TTL: a clock stepped back (NTP, a
+    // restored VM) is judged again at once.
+    if (!fresh && now >= this.verdictAtMs && now - this.verdictAtMs < verdictTtlMs) return this.verdict;
     this.verdictAtMs = now;
     const self = this.swim.id;
     const live = (id: string) => {
       const s = this.swim.member(id)?.status;
       return s === 'alive' || s === 'suspect';
     };
-    const peersKnown = this.swim.members().filter((m) => m.id !== self && (m.status === 'alive' || m.status === 'suspect')).length;
+    // Dead members count as known (not measured): with one dead and one skewed peer in three,
+    // a healthy member cannot tell who is right, and must not call itself the skewed one.
+    const peersKnown = this.swim.members().filter((m) => m.id !== self && m.status !== 'left').length;
     const next = this.swim.clocks.verdict(now, this.maxOffsetMs, live, peersKnown);
     const changed = next.state !== this.verdict.state;
     this.verdict = next;
@@ -60,12 +64,14 @@ export class ClockGuard {
   admit(): KvError | null | Promise<void> {
     const v = this.current();
     if (v.state !== 'unchecked') return this.refusalError;
-    return new Promise<void>((resolve, reject) => {
+    // Every write that waits shares one wait (one timer), settled at the next measurement.
+    this.waiting ??= new Promise<void>((resolve, reject) => {
       let done = false;
       const settle = () => {
         if (done) return;
         done = true;
         timer.cancel();
+        this.waiting = null;
         this.current(true);
         if (this.refusalError) reject(this.refusalError);
         else resolve();
@@ -73,7 +79,10 @@ export class ClockGuard {
       const timer = this.clock.setTimer(clockCheckWaitMs, settle);
       void this.swim.clocks.nextSample().then(settle);
     });
+    return this.waiting;
   }
+
+  private waiting: Promise<void> | null = null;
 
   private errorFor(v: ClockVerdict): KvError | null {
     if (v.state === 'ok') return null;

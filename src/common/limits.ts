@@ -141,6 +141,9 @@ export function validateLimits(limits: Limits): Limits {
   if (limits.peerSendQueueBytesMax < limits.peerFrameBytesMax) {
     throw new RangeError(`'peerSendQueueBytesMax' must be at least 'peerFrameBytesMax'`);
   }
+  if (limits.namespaceBytesMax > 255) {
+    throw new RangeError(`'namespaceBytesMax' must be at most 255 (a session token carries it with a u8 length)`);
+  }
   if (limits.sessionTokenBytesMax < 2 * (limits.keyBytesMax + limits.namespaceBytesMax + 256)) {
     throw new RangeError(`'sessionTokenBytesMax' must hold two keys' floors: at least 2 × ('keyBytesMax' + 'namespaceBytesMax' + 256)`);
   }

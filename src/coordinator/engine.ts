@@ -26,11 +26,11 @@ import { globMatch, resolveByteRange } from '../compute/index.js';
 import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
 import { type ItemBatchInput, ITEM_BATCH_HEADER_BYTES, appendMayBreakList, firstBatchBytes } from '../compute/vector-items.js';
 import { LiveItems, checkShape, finishSearch, listBatches } from '../compute/vector-search.js';
-import { type HybridClock } from '../storage/hlc.js';
+import { type HybridClock, newestVersionMs } from '../storage/hlc.js';
 import { type KeyState, RecordKeyState } from '../storage/key-state.js';
 import { encodeRecord } from '../storage/record-codec.js';
-import { type Record, emptyRecord, opIdBytes } from '../storage/record.js';
-import type { Version } from '../storage/version.js';
+import { type Record, emptyRecord, merge, opIdBytes } from '../storage/record.js';
+import { type Version, versionMs } from '../storage/version.js';
 import {
   decodeReadReply,
   decodeScanReply,
@@ -39,7 +39,7 @@ import {
   encodeRequest,
   type SearchReply,
 } from '../replica/protocol.js';
-import { localVectorSearch } from '../replica/service.js';
+import { checkNotAhead, localVectorSearch, noResult } from '../replica/service.js';
 import { type ApplyItem, type ApplyResult, type Decision, type ReplicaStore, compactNow } from '../replica/store.js';
 import type {
   Consistency,
@@ -59,7 +59,7 @@ import type {
   VectorSearchRequest,
   VectorSearchResult,
 } from './api.js';
-import { ReadRound } from './read-round.js';
+import { type ReadAnswer, ReadRound } from './read-round.js';
 import { ReplicaTracker } from './replica-tracker.js';
 import { type KeyFloor, Session, covers, floorOf, floorVersions } from './session.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
@@ -117,7 +117,10 @@ export class Engine implements KvApi {
   private readonly limits: Limits;
   private readonly hlc: HybridClock;
   private readonly opPrefix: Buffer;
-  private opCounter = 0;
+  /** State every view (withConsistency, withSession) shares: views are Object.create copies. */
+  private readonly shared = { opCounter: 0 };
+  /** The engine with no session: background work runs on it, so it raises no client's floors. */
+  private readonly base: Engine;
   private readonly timeoutMs: number;
   private readonly readRepairChance: number;
   private readonly writeGuard: (() => KvError | null | Promise<void>) | undefined;
@@ -149,6 +152,7 @@ export class Engine implements KvApi {
     this.readGuard = options.readGuard;
     this.tracker = new ReplicaTracker(options.clock);
     this.consistency = { ...defaultConsistency, ...options.consistency };
+    this.base = this;
   }
 
   withConsistency(levels: Partial<Consistency>): KvApi {
@@ -184,16 +188,19 @@ export class Engine implements KvApi {
     return this.solo || this.view.replicasFor(ns, key).includes(this.self);
   }
 
-  /** The session floor a read of this key must cover (none when the local copy is the floor). */
+  /**
+   * The session floor a read of this key must cover. None on a single node: its copy is the
+   * only one, so it holds everything any session saw.
+   */
   private floorFor(ns: string, key: Buffer): KeyFloor | undefined {
     const s = this.session;
-    return s && s.size > 0 ? s.floor(ns, key) : undefined;
+    return s && s.size > 0 && !this.solo ? s.floor(ns, key) : undefined;
   }
 
   /** True when the session must remember this key (it is not on the member the session is pinned to). */
   private tracks(ns: string, key: Buffer): boolean {
     const s = this.session;
-    if (!s) return false;
+    if (!s || this.solo) return false;
     return s.pinnedTo !== this.self || !this.holds(ns, key);
   }
 
@@ -202,8 +209,9 @@ export class Engine implements KvApi {
   private nextOpId(): Buffer {
     const id = Buffer.alloc(opIdBytes);
     this.opPrefix.copy(id, 0);
-    id.writeUInt32BE(Math.floor(++this.opCounter / 0x1_0000_0000), 8);
-    id.writeUInt32BE(this.opCounter >>> 0, 12);
+    const n = ++this.shared.opCounter;
+    id.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 8);
+    id.writeUInt32BE(n >>> 0, 12);
     return id;
   }
 
@@ -227,12 +235,26 @@ export class Engine implements KvApi {
     }
   }
 
+  /**
+   * Moves this member's clock past every version the session saw of `keys`, so that the
+   * session's write is newer than what it read or wrote before. A version further ahead of
+   * this member's clock than the bound cannot be observed: the write is refused (retryable)
+   * rather than stamped older than what the session already saw.
+   */
   private observeFloors(ns: string, keys: readonly Buffer[]): void {
     const s = this.session;
     if (s && s.size > 0) {
       for (const k of keys) {
         const f = s.floor(ns, k);
-        if (f) for (const v of floorVersions(f)) this.hlc.observe(v);
+        if (!f) continue;
+        for (const v of floorVersions(f)) {
+          if (!this.hlc.observe(v)) {
+            throw new KvError(
+              'CLOCK_SKEW',
+              `this session saw a version of key '${printable(k)}' ${versionMs(v) - this.clock.nowMs()} ms ahead of this member's clock, over limit 'maxClockOffsetMs' (${this.limits.maxClockOffsetMs}): retry shortly, or write through the member it came from`,
+            );
+          }
+        }
       }
     }
   }
@@ -292,6 +314,13 @@ export class Engine implements KvApi {
 
   private sendWrite(node: NodeId, items: ApplyItem[], hintFor: NodeId | null): Promise<ApplyResult[]> {
     if (node === this.self) {
+      // This member's own copy takes only what any replica would: no version from the future
+      // (a repair carrying one, from a replica whose clock was ahead, is refused here too).
+      try {
+        checkNotAhead(items, this.hlc.referenceMs(), this.limits.maxClockOffsetMs, 'the write');
+      } catch (err) {
+        return Promise.reject(err);
+      }
       if (hintFor) return this.store.addHints(hintFor, items).then(() => items.map(() => noResult));
       return this.store.apply(items, this.clock.nowMs());
     }
@@ -328,45 +357,109 @@ export class Engine implements KvApi {
 
   // ------------------------------------------------------------------ the read round
 
-  /** Reads keys at a level through replicas, merges, repairs; the merged records (expiry not applied). */
-  private async readRecords(ns: string, keys: readonly Buffer[], level: Level): Promise<(Record | null)[]> {
+  /**
+   * One read round over `keys`: asks replicas (covering the session's floors), merges their
+   * answers. An answer carrying a version further ahead of this member's clock than the
+   * bound counts as that replica failing: it is neither returned nor repaired with.
+   */
+  private async runRound(ns: string, keys: readonly Buffer[], level: Level): Promise<{ merged: Record | null; answers: readonly ReadAnswer[] }[]> {
     const specs = keys.map((key) => {
       const replicas = this.replicasOf(ns, key);
       const alive = replicas.filter((r) => r === this.self || this.view.isAlive(r));
       return { candidates: this.tracker.order(alive, this.self), replicas: replicas.length, floor: this.floorFor(ns, key) };
     });
     const round = new ReadRound(specs, level, (i) => `key '${printable(keys[i]!)}'`);
+    const aheadMax = this.limits.maxClockOffsetMs;
     for (;;) {
       const asks = round.next();
       if (asks.size === 0) break;
       await Promise.all(
         [...asks].map(async ([node, idx]) => {
+          let records: (Record | null)[];
           try {
-            round.answer(node, idx, await this.sendRead(node, ns, idx.map((i) => keys[i]!)));
+            records = await this.sendRead(node, ns, idx.map((i) => keys[i]!));
           } catch (err) {
             round.fail(node, idx, reason(err), asKvError(err, node));
+            return;
           }
+          const now = this.hlc.referenceMs();
+          const ok: number[] = [];
+          const okRecords: (Record | null)[] = [];
+          idx.forEach((i, j) => {
+            const r = records[j]!;
+            const aheadMs = r ? newestVersionMs(r) - now : 0;
+            if (aheadMs > aheadMax) {
+              const why = `answered with a version ${aheadMs} ms ahead of this member's clock, over limit 'maxClockOffsetMs' (${aheadMax})`;
+              round.fail(node, [i], why, new KvError('CLOCK_SKEW', `${node} ${why}`));
+            } else {
+              ok.push(i);
+              okRecords.push(r);
+            }
+          });
+          if (ok.length > 0) round.answer(node, ok, okRecords);
         }),
       );
     }
-    const out: (Record | null)[] = [];
-    const localRepairs: Promise<unknown>[] = [];
-    for (let i = 0; i < keys.length; i++) {
-      const { merged, answers } = round.result(i);
-      if (merged) this.hlc.observeRecord(merged);
-      if (merged && answers.length > 1) {
-        const own = this.repair(ns, keys[i]!, merged, answers);
-        if (own) localRepairs.push(own);
-      } else if (merged && level === 'ONE' && this.readRepairChance > 0 && this.random.nextDouble() < this.readRepairChance) {
-        this.backgroundRepair(ns, keys[i]!);
+    return keys.map((_, i) => round.result(i));
+  }
+
+  /**
+   * Reads keys at a level through replicas, merges, repairs; the merged records (expiry not
+   * applied). In a session, reads finish in the order they started (their I/O overlaps), and
+   * each answer covers what the reads before it saw: a pipelined `GET k; GET k` never goes back.
+   */
+  private async readRecords(ns: string, keys: readonly Buffer[], level: Level): Promise<(Record | null)[]> {
+    const s = this.session;
+    let release: () => void = () => {};
+    const prior = s ? s.readTail : null;
+    if (s) s.readTail = new Promise<void>((resolve) => (release = resolve));
+    try {
+      const results = await this.runRound(ns, keys, level);
+      if (prior) await prior;
+      // A read that finished meanwhile may have raised a floor this answer does not cover:
+      // ask again for those keys (a couple of times; then the round's own error stands).
+      for (let attempt = 0; attempt < 2 && s; attempt++) {
+        const again = keys.map((k, i) => i).filter((i) => {
+          const f = this.floorFor(ns, keys[i]!);
+          return f !== undefined && !covers(results[i]!.merged, f);
+        });
+        if (again.length === 0) break;
+        const more = await this.runRound(ns, again.map((i) => keys[i]!), level);
+        again.forEach((i, j) => (results[i] = more[j]!));
       }
-      if (this.tracks(ns, keys[i]!) && merged) this.session!.note(ns, keys[i]!, floorOf(merged));
-      out.push(merged);
+      const out: (Record | null)[] = [];
+      const ownRepairs: Promise<void>[] = [];
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        let { merged } = results[i]!;
+        const { answers } = results[i]!;
+        // This member's copy as it is now (it took the repairs of earlier reads) is an answer too.
+        if (s && this.holds(ns, key)) {
+          const [local] = this.store.read(ns, [key]);
+          if (local) merged = merged ? merge(merged, local) : local;
+        }
+        if (merged) this.hlc.observeRecord(merged);
+        if (merged && (answers.length > 1 || (s && this.holds(ns, key)))) {
+          const own = this.repair(ns, key, merged, answers);
+          if (own) {
+            // If this member's copy cannot take the repair (its disk is full, say), the
+            // session remembers the key, so its next read here is not answered from the copy.
+            const m = merged;
+            ownRepairs.push(own.catch(() => void s?.note(ns, key, floorOf(m))));
+          }
+        } else if (merged && level === 'ONE' && this.readRepairChance > 0 && this.random.nextDouble() < this.readRepairChance) {
+          this.base.backgroundRepair(ns, key);
+        }
+        if (merged && this.tracks(ns, key)) s!.note(ns, key, floorOf(merged));
+        out.push(merged);
+      }
+      // This member's own copy is repaired before the reply: it then holds everything the
+      // client saw, so the connection's next read here is not older (monotonic reads).
+      if (ownRepairs.length > 0) await Promise.all(ownRepairs);
+      return out;
+    } finally {
+      release();
     }
-    // This member's own copy is repaired before the reply: it then holds everything the
-    // client saw, so the connection's next read here is not older (monotonic reads).
-    if (localRepairs.length > 0) await Promise.all(localRepairs);
-    return out;
   }
 
   private sendRead(node: NodeId, ns: string, keys: Buffer[]): Promise<(Record | null)[]> {
@@ -378,16 +471,25 @@ export class Engine implements KvApi {
    * Sends the merged record to every replica whose answer differs; returns the repair of
    * this member's own copy (to be awaited), if it needs one.
    */
-  private repair(ns: string, key: Buffer, merged: Record, answers: readonly { node: NodeId; record: Record | null }[]): Promise<unknown> | null {
+  private repair(ns: string, key: Buffer, merged: Record, answers: readonly ReadAnswer[]): Promise<void> | null {
     const want = canonical(merged);
-    let own: Promise<unknown> | null = null;
+    let own: Promise<void> | null = null;
+    let selfAnswered = false;
     for (const a of answers) {
+      if (a.node === this.self) selfAnswered = true;
       if (a.record && canonical(a.record).equals(want)) continue;
       this.counters.readRepairs++;
-      const p = this.sendWrite(a.node, [{ ns, key, delta: merged }], null).catch(() => {
-        // The replica went away again: hints or the next read will repair it.
-      });
-      if (a.node === this.self) own = p;
+      const p = this.sendWrite(a.node, [{ ns, key, delta: merged }], null);
+      // Another replica that went away again is repaired by hints or the next read; this
+      // member's own copy is the caller's to wait for.
+      if (a.node === this.self) own = p.then(() => undefined);
+      else p.catch(() => {});
+    }
+    // Asked in a session without being among the answers (the key's local read was skipped
+    // or failed): bring this member's copy up to what the session now sees.
+    if (!selfAnswered && this.session && this.holds(ns, key)) {
+      this.counters.readRepairs++;
+      own = this.sendWrite(this.self, [{ ns, key, delta: merged }], null).then(() => undefined);
     }
     return own;
   }
@@ -454,7 +556,7 @@ export class Engine implements KvApi {
     const admitted = this.beginWrite(ns, [key]);
     if (admitted) await admitted;
     const replicas = this.replicasOf(ns, key);
-    if (replicas.length === 1 && replicas[0] === this.self && !this.floorFor(ns, key)) {
+    if (replicas.length === 1 && replicas[0] === this.self && this.localCovers(ns, key)) {
       return this.store.update(ns, key, this.clock.nowMs(), decide);
     }
     const [current] = await this.readRecords(ns, [key], readLevel);
@@ -638,10 +740,11 @@ export class Engine implements KvApi {
     let total = 0;
     let from = start;
     for (;;) {
-      const keys = await this.scanMerged(ns, from, end.length > 0 ? end : null, deleteRangeBatch, false);
+      const batch = Math.min(deleteRangeBatch, this.limits.scanLimitMax, this.limits.batchKeysMax);
+      const keys = await this.scanMerged(ns, from, end.length > 0 ? end : null, batch, false);
       if (keys.length === 0) return total;
       total += await this.del(ns, keys);
-      if (keys.length < deleteRangeBatch) return total;
+      if (keys.length < batch) return total;
       from = Buffer.concat([keys[keys.length - 1]!, zeroByte]);
     }
   }
@@ -877,9 +980,11 @@ export class Engine implements KvApi {
         try {
           return decodeSearchReply(await this.request(node, encodeRequest({ op: 'search', epoch: this.view.epoch, ns, request: sub })), this.limits);
         } catch (err) {
-          // The replica's own verdict on the request (bad query, not a list) is the answer,
-          // with its code; a replica that did not answer in time is skipped.
-          if (err instanceof TransportError && err.code === 'REMOTE') throw asKvError(err, node);
+          // The replica's verdict on the request itself (a bad query, not a list) is the
+          // answer, with its code; a replica that cannot answer now (unreachable, overloaded,
+          // out of service for its clock) is skipped, its lists named as degraded.
+          const verdict = asKvError(err, node);
+          if (verdict instanceof KvError && (verdict.code === 'INVALID_ARGUMENT' || verdict.code === 'WRONG_TYPE')) throw verdict;
           if (!(err instanceof TransportError)) throw err;
           skipped.push(...keys);
           return { hits: [], unreadable: [] };
@@ -891,7 +996,6 @@ export class Engine implements KvApi {
   }
 }
 
-const noResult: ApplyResult = Object.freeze({ size: 0, wasLive: false, fieldsAdded: 0, fieldsRemoved: 0 });
 const zeroByte = Buffer.from([0]);
 
 /** The live items of a list (ids only), over views of its pieces. */

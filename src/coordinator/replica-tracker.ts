@@ -18,6 +18,8 @@ interface PeerStats {
 
 /** Weight of the newest sample in the latency average. */
 const ewmaWeight = 0.2;
+/** How long a failure puts a replica at the end of the read order (ms). */
+const recentFailureMs = 5_000;
 
 export class ReplicaTracker {
   private readonly peers = new Map<NodeId, PeerStats>();
@@ -61,9 +63,13 @@ export class ReplicaTracker {
   order(replicas: readonly NodeId[], self: NodeId): NodeId[] {
     const others = replicas.filter((r) => r !== self);
     if (others.length > 1) {
+      const now = this.clock.nowMs();
       const score = (n: NodeId) => {
         const s = this.peers.get(n);
-        return s ? s.inFlight * 1000 + s.latencyMs : 0;
+        if (!s) return 0;
+        // A replica that failed in the last few seconds goes last: it may fail fast again.
+        const failedLately = s.lastError !== null && now - s.lastErrorAtMs < recentFailureMs ? 1_000_000 : 0;
+        return failedLately + s.inFlight * 1000 + s.latencyMs;
       };
       others.sort((a, b) => score(a) - score(b));
     }

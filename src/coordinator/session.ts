@@ -20,7 +20,7 @@ import { sessionTokenVersion } from '../common/session-token.js';
 import { bounds, type Limits } from '../common/limits.js';
 import type { NodeId } from '../cluster/transport.js';
 import { type Record, opIdBytes } from '../storage/record.js';
-import { type Version, compareVersions, readVersion, versionBytes, writeVersion } from '../storage/version.js';
+import { type Version, compareVersions, expiryTombVersion, readVersion, versionBytes, writeVersion } from '../storage/version.js';
 
 /** The newest version of each part of a key's record that a session has seen. */
 export interface KeyFloor {
@@ -55,7 +55,8 @@ export function floorOf(r: Record): KeyFloor {
     tomb: r.tomb,
     base: r.base?.version ?? null,
     expiry: r.expiry?.version ?? null,
-    append: last ? { version: last.version, opId: last.opId } : null,
+    // A copy: the op id may be a view of a whole reply frame.
+    append: last ? { version: last.version, opId: Buffer.from(last.opId) } : null,
     fields,
   });
 }
@@ -77,7 +78,10 @@ function boundFields(f: KeyFloor): KeyFloor {
 
 /** True when `r` (as stored, expiry not applied) holds everything `floor` names, or newer. */
 export function covers(r: Record | null, floor: KeyFloor): boolean {
-  const tomb = r?.tomb ?? null;
+  // An expiry stands for a delete at its time (a replica that swept the key holds that
+  // tombstone; one that has not yet holds the same expiry): either covers it.
+  const expiryTomb = r?.expiry && r.expiry.atMs > 0 ? expiryTombVersion(r.expiry.atMs) : null;
+  const tomb = r?.tomb && expiryTomb ? (compareVersions(r.tomb, expiryTomb) >= 0 ? r.tomb : expiryTomb) : (r?.tomb ?? expiryTomb);
   const deleted = (v: Version) => atLeast(tomb, v);
   if (floor.tomb && !deleted(floor.tomb)) return false;
   if (!r) return !floor.base && !floor.expiry && !floor.append && floor.fields.size === 0;
@@ -118,6 +122,8 @@ const emptyToken = Buffer.alloc(0);
 /** One client's session: floors of the keys it touched, least recently used first. */
 export class Session {
   private readonly floors = new Map<string, Entry>();
+  /** The last read of this session to finish (reads finish in the order they started). */
+  readTail: Promise<void> | null = null;
 
   /**
    * `pinnedTo`: the member every request of this session goes through (a RESP connection's),

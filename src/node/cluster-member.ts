@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Timer } from '../common/clock.js';
 import { bounds, type Limits } from '../common/limits.js';
+import { KvError } from '../common/errors.js';
 import { Random } from '../common/random.js';
 import { createTcpTransport, type TcpTransport } from '../cluster/tcp-transport.js';
 import { Swim } from '../cluster/membership/index.js';
@@ -72,6 +73,11 @@ export async function startClusterMember(options: {
     seeds: () => resolveSeeds(config.seeds),
   });
   const view = new MembershipView(swim, config.nodeId, config.replicas);
+  // A member with seeds coordinates writes only once it has joined (a seed answered, or a
+  // member found it): alone it would place every key on itself and acknowledge one copy.
+  const joined = (): boolean => seedAnswered || config.seeds.length === 0 || swim.members().some((m) => m.id !== config.nodeId && m.status === 'alive');
+  const notJoined = (): KvError =>
+    new KvError('UNAVAILABLE', `this member has not joined its cluster yet (no seed of ${config.seeds.join(',')} has answered): retry, or write through another member`);
   const replicaStore = options.store;
   const clockGuard = new ClockGuard(swim, systemClock, limits.maxClockOffsetMs, (v) => {
     const fields = { offsetMs: Math.round(v.offsetMs), measured: v.measured, far: v.far, maxClockOffsetMs: limits.maxClockOffsetMs };
@@ -92,7 +98,7 @@ export async function startClusterMember(options: {
     limits,
     hlc: options.hlc,
     consistency: { read: config.readConsistency, write: config.writeConsistency },
-    writeGuard: () => clockGuard.admit(),
+    writeGuard: () => (joined() ? clockGuard.admit() : notJoined()),
     readGuard: skewed,
   });
   const hints = new HintReplayer(replicaStore, transport, systemClock, {
@@ -109,11 +115,20 @@ export async function startClusterMember(options: {
   // (seeds that start at the same moment miss each other's first attempt).
   let joinTimer: Timer | null = null;
   let closed = false;
+  let seedAnswered = false;
   const tryJoin = async () => {
     if (closed) return;
+    // Seeds that are only this member's own address: it starts a cluster of its own.
+    if (!seedAnswered) {
+      const seeds = await resolveSeeds(config.seeds).catch(() => []);
+      if (seeds.length > 0 && seeds.every((a) => a === address)) seedAnswered = true;
+    }
     const answered = config.seeds.length ? await swim.join().catch(() => 0) : 0;
     if (closed) return;
-    if (answered > 0) logger.info({ answered }, 'joined the cluster');
+    if (answered > 0) {
+      seedAnswered = true;
+      logger.info({ answered }, 'joined the cluster');
+    }
     if (config.seeds.length && swim.members().filter((m) => m.status !== 'left').length < 2) {
       joinTimer = systemClock.setTimer(joinRetryMs, () => void tryJoin());
     }

@@ -60,7 +60,8 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
     if (disk.isFull) return; // background writes wait for space instead of failing every sweep
     if (!sweeping) {
       sweeping = true;
-      store.sweepExpired(Date.now(), sweepKeysMax)
+      // Less the clock bound: a clock running ahead must not tombstone a key early.
+      store.sweepExpired(Date.now() - (clustered ? config.limits.maxClockOffsetMs : 0), sweepKeysMax)
         .catch((err: unknown) => logger.warn({ err }, 'expiry sweep failed'))
         .finally(() => (sweeping = false));
     }

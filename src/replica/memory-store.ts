@@ -4,6 +4,7 @@
  * crash (the object outlives the node's transport and timers), like a disk would.
  */
 import { KvError } from '../common/errors.js';
+import { newestVersionMs } from '../storage/hlc.js';
 import type { NodeId } from '../cluster/transport.js';
 import { type Record, compareSegments, emptyRecord, expire, merge, preferredPayload, view } from '../storage/record.js';
 import type { SegmentPruner } from '../storage/pruner.js';
@@ -52,7 +53,8 @@ export class MemoryReplicaStore implements ReplicaStore {
       const before = m.get(id)?.record ?? emptyRecord();
       const vb = view(before, nowMs);
       const taken = this.refuseForeignPayloads(before, copyRecord(delta));
-      const after = merge(expire(before, nowMs), taken);
+      // Expired as of the write's own time (see LmdbStore.apply).
+      const after = merge(expire(before, newestVersionMs(taken) || nowMs), taken);
       m.set(id, { key: Buffer.from(key), record: after });
       if (this.needsPrune(before, after, taken)) this.pruneQueue.add(`${ns}\u0000${id}`);
       const va = view(after, nowMs);

@@ -44,16 +44,17 @@ export function localVectorSearch(store: ReplicaStore, ns: string, req: VectorSe
 }
 
 /**
- * Refuses deltas with a version further ahead of `nowMs` than `maxOffsetMs`: LWW is only as
- * good as clocks, and a version from the future would beat every write for that long.
+ * Refuses deltas with a version further ahead of `referenceMs` (the replica's clock, or its
+ * own newest stored version if later: HybridClock.referenceMs) than `maxOffsetMs`: LWW is
+ * only as good as clocks, and a version from the future would beat every write for that long.
  */
-export function checkNotAhead(items: readonly ApplyItem[], nowMs: number, maxOffsetMs: number, from: string): void {
+export function checkNotAhead(items: readonly ApplyItem[], referenceMs: number, maxOffsetMs: number, from: string): void {
   for (const it of items) {
     const ms = newestVersionMs(it.delta);
-    if (ms > nowMs + maxOffsetMs) {
+    if (ms > referenceMs + maxOffsetMs) {
       throw new KvError(
         'CLOCK_SKEW',
-        `${from} sent a version ${ms - nowMs} ms ahead of this replica's clock, over limit 'maxClockOffsetMs' (${maxOffsetMs}): its clock or this one is wrong`,
+        `${from} sent a version ${ms - referenceMs} ms ahead of this replica's clock, over limit 'maxClockOffsetMs' (${maxOffsetMs}): its clock or this one is wrong`,
       );
     }
   }
@@ -89,7 +90,7 @@ export class ReplicaService {
     switch (req.op) {
       case 'write': {
         try {
-          checkNotAhead(req.items, nowMs, this.limits.maxClockOffsetMs, `member '${from}'`);
+          checkNotAhead(req.items, this.hlc ? this.hlc.referenceMs() : nowMs, this.limits.maxClockOffsetMs, `member '${from}'`);
         } catch (err) {
           this.refusedAhead++;
           throw err;

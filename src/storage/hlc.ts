@@ -34,10 +34,21 @@ export class HybridClock {
     return { ts: this.lastTs, node: this.nodeId };
   }
 
-  /** Moves past `v` unless it is further ahead of the wall clock than `maxAheadMs`; false then. */
+  /**
+   * What "ahead" is measured from: the wall clock, or the newest version this node had on its
+   * disk when it started, whichever is later (after a restart with the clock set back, the
+   * node's own earlier versions are not from the future). It does not move with versions
+   * observed since, so a peer cannot ratchet it forward.
+   */
+  referenceMs(): number {
+    const now = this.clock.nowMs();
+    return this.storedMs > now ? this.storedMs : now;
+  }
+
+  /** Moves past `v` unless it is further ahead of `referenceMs()` than `maxAheadMs`; false then. */
   observe(v: Version): boolean {
     if (v.ts <= this.lastTs) return true;
-    if (versionMs(v) > this.clock.nowMs() + this.maxAheadMs) {
+    if (versionMs(v) > this.referenceMs() + this.maxAheadMs) {
       this.refused++;
       return false;
     }
@@ -48,7 +59,12 @@ export class HybridClock {
   /** Moves past a timestamp read from this node's own disk (no bound: it was ours). */
   observeStored(ts: number): void {
     if (ts > this.lastTs) this.lastTs = ts;
+    const ms = Math.floor(ts / logicalPerMs);
+    if (ms > this.storedMs) this.storedMs = ms;
   }
+
+  /** Wall ms of the newest version on this node's disk at start (see referenceMs). */
+  private storedMs = 0;
 
   /** Observes every version of a record or delta. */
   observeRecord(r: Record): void {

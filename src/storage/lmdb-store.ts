@@ -20,6 +20,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { KvError, overloaded } from '../common/errors.js';
 import { DiskSpace } from './disk-space.js';
 import { type Record, type Segment, preferredPayload } from './record.js';
+import { newestVersionMs } from './hlc.js';
 import type { SegmentPruner } from './pruner.js';
 import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion, readVersion } from './version.js';
 import {
@@ -683,8 +684,13 @@ export class LmdbStore {
     const sizeBefore = h.size;
     const prefix = ownerPrefix(nsId, key);
 
-    // An expiry whose time has passed becomes a tombstone before anything else applies.
-    if (h.expireAtMs > 0 && nowMs > h.expireAtMs) this.cover(h, nsId, key, prefix, expiryTombVersion(h.expireAtMs), true);
+    // An expiry whose time has passed becomes a tombstone before anything else applies. "Passed"
+    // is judged by the write's own version (a write stamped after the expiry sees the key
+    // gone), not by this replica's clock, which may run ahead: converting early would stamp a
+    // tombstone newer than a write that refreshed the key in time. The sweeper's empty delta
+    // carries no version: it passes the time itself (see sweepExpired).
+    const asOfMs = delta === emptyDelta ? nowMs : newestVersionMs(delta);
+    if (h.expireAtMs > 0 && asOfMs > h.expireAtMs) this.cover(h, nsId, key, prefix, expiryTombVersion(h.expireAtMs), true);
     if (delta.tomb && isNewer(delta.tomb, h.tomb)) this.cover(h, nsId, key, prefix, delta.tomb, true);
     if (delta.base && isNewer(delta.base.version, h.baseVersion) && isNewer(delta.base.version, h.tomb)) {
       this.setBase(h, nsId, key, prefix, delta.base.version, delta.base.value);
@@ -1036,8 +1042,10 @@ export class LmdbStore {
   }
 
   /**
-   * Turns expired records into tombstones, at most `max` of them; returns how many.
-   * Call from a timer; it runs as one write.
+   * Turns records expired by `nowMs` into tombstones, at most `max` of them; returns how many.
+   * Call from a timer; it runs as one write. A cluster member passes its clock less the
+   * clock bound, so that a clock running ahead never tombstones a key another member may
+   * still refresh in time (reads hide expired keys meanwhile).
    */
   async sweepExpired(nowMs: number, max: number): Promise<number> {
     const upper = Buffer.alloc(8);

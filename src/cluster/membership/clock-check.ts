@@ -50,7 +50,8 @@ export class ClockOffsets {
     const sample = { offsetMs: peerWallMs - (sentAtMs + receivedAtMs) / 2, rttMs, atMs: receivedAtMs };
     const had = this.samples.get(peer);
     // A fresher sample wins, unless the kept one is recent and much more precise.
-    if (!(had && receivedAtMs - had.atMs < 5_000 && had.rttMs * 4 < rttMs)) this.samples.set(peer, sample);
+    // (Ages are taken both ways: after a clock step back, old samples look to be from the future.)
+    if (!(had && Math.abs(receivedAtMs - had.atMs) < 5_000 && had.rttMs * 4 < rttMs)) this.samples.set(peer, sample);
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
@@ -65,7 +66,7 @@ export class ClockOffsets {
     const offsets: number[] = [];
     let far = 0;
     for (const [peer, s] of this.samples) {
-      if (!live(peer) || nowMs - s.atMs > clockSampleTtlMs) continue;
+      if (!live(peer) || Math.abs(nowMs - s.atMs) > clockSampleTtlMs) continue;
       offsets.push(s.offsetMs);
       if (Math.abs(s.offsetMs) - s.rttMs / 2 > maxOffsetMs) far++;
     }

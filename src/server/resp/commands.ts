@@ -49,6 +49,14 @@ export interface CommandSpec {
    */
   readonly concurrent: boolean;
   /**
+   * For a concurrent write: true when these arguments make it read the key's state first
+   * (SET NX/XX/GET). Then it waits for the connection's earlier writes, like a conditional
+   * write, so that it decides on state that includes them (a pipelined SET then SET NX).
+   */
+  readonly conditional: ((args: Buffer[]) => boolean) | null;
+  /** A write (its deferred reply counts as a write in flight: later reads wait for it). */
+  readonly writes: boolean;
+  /**
    * True for reads that always reply through `defer` (or `fail`): they may start while
    * earlier reads of the connection are in flight, but still wait for its writes.
    */
@@ -871,6 +879,7 @@ function info(c: Connection, args: Buffer[]): void {
 interface Def {
   arity: number;
   concurrent?: boolean;
+  conditional?: (args: Buffer[]) => boolean;
   asyncRead?: boolean;
   flags: string[];
   keys?: [number, number, number];
@@ -884,7 +893,7 @@ const kAll: [number, number, number] = [1, -1, 1];
 
 const defs: Record<string, Def> = {
   get: { arity: 2, flags: r, keys: k1, run: get },
-  set: { arity: -3, concurrent: true, flags: wr, keys: k1, run: set },
+  set: { arity: -3, concurrent: true, conditional: setReadsFirst, flags: wr, keys: k1, run: set },
   del: { arity: -2, concurrent: true, flags: ['write'], keys: kAll, run: del },
   unlink: { arity: -2, concurrent: true, flags: ['write', 'fast'], keys: kAll, run: del },
   exists: { arity: -2, flags: r, keys: kAll, run: exists },
@@ -894,13 +903,13 @@ const defs: Record<string, Def> = {
   getrange: { arity: 4, flags: ['readonly'], keys: k1, run: getrange },
   strlen: { arity: 2, flags: r, keys: k1, run: strlen },
   type: { arity: 2, flags: r, keys: k1, run: type },
-  expire: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'expire') },
-  pexpire: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'pexpire') },
-  expireat: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'expireat') },
-  pexpireat: { arity: -3, concurrent: true, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'pexpireat') },
+  expire: { arity: -3, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'expire') },
+  pexpire: { arity: -3, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'pexpire') },
+  expireat: { arity: -3, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'expireat') },
+  pexpireat: { arity: -3, flags: ['write', 'fast'], keys: k1, run: (c, a) => expireGeneric(c, a, 'pexpireat') },
   ttl: { arity: 2, flags: r, keys: k1, run: ttl },
   pttl: { arity: 2, flags: r, keys: k1, run: pttl },
-  persist: { arity: 2, concurrent: true, flags: ['write', 'fast'], keys: k1, run: persist },
+  persist: { arity: 2, flags: ['write', 'fast'], keys: k1, run: persist },
   hset: { arity: -4, concurrent: true, flags: wr, keys: k1, run: (c, a) => hsetGeneric(c, a, 'hset') },
   hmset: { arity: -4, concurrent: true, flags: wr, keys: k1, run: (c, a) => hsetGeneric(c, a, 'hmset') },
   hget: { arity: 3, flags: r, keys: k1, run: hget },
@@ -923,19 +932,30 @@ const defs: Record<string, Def> = {
   reset: { arity: 1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: reset },
   'ragkv.consistency': { arity: -1, flags: ['fast'], run: consistency },
   'ragkv.compact': { arity: -1, concurrent: true, flags: ['write'], keys: kAll, run: compact },
-  vadd: { arity: -7, concurrent: true, flags: wr, keys: k1, run: vadd },
-  vdel: { arity: -3, concurrent: true, flags: ['write'], keys: k1, run: vdel },
+  vadd: { arity: -7, flags: wr, keys: k1, run: vadd },
+  vdel: { arity: -3, flags: ['write'], keys: k1, run: vdel },
   vcard: { arity: 2, flags: r, keys: k1, run: vcard },
   vrange: { arity: -4, flags: ['readonly'], keys: k1, run: vrange },
   vsearch: { arity: -7, asyncRead: true, flags: ['readonly'], run: vsearch },
   mhmget: { arity: -4, flags: ['readonly'], run: mhmget },
 };
 
+/** SET with NX, XX or GET decides from the key's current state. */
+function setReadsFirst(args: Buffer[]): boolean {
+  for (let i = 3; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.length <= 3 && (eqi(a, 'nx') || eqi(a, 'xx') || eqi(a, 'get'))) return true;
+  }
+  return false;
+}
+
 /** Every command, in table order. */
 export const commandTable: readonly CommandSpec[] = Object.entries(defs).map(([name, d]) => ({
   name,
   arity: d.arity,
   concurrent: d.concurrent === true,
+  conditional: d.conditional ?? null,
+  writes: d.flags.includes('write'),
   asyncRead: d.asyncRead === true,
   flags: d.flags,
   firstKey: d.keys?.[0] ?? 0,

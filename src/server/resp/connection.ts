@@ -109,6 +109,10 @@ export class Connection implements Client, OutputHolder {
   private runningWrite = false;
   /** Writes of this connection not yet acknowledged: reads wait for them (read-your-writes). */
   private writesInFlight = 0;
+  /** The running command is a write that reads the key's state first (EXPIRE, VADD, SET NX). */
+  private runningSerialWrite = false;
+  /** Such writes in flight: every later command waits for them (they decide on the state before). */
+  private serialWritesInFlight = 0;
 
   constructor(id: number, socket: Socket, server: ServerContext) {
     this.id = id;
@@ -143,12 +147,15 @@ export class Connection implements Client, OutputHolder {
     this.slots.push(slot);
     const isWrite = this.runningWrite;
     if (isWrite) this.writesInFlight++;
+    const isSerial = this.runningSerialWrite;
+    if (isSerial) this.serialWritesInFlight++;
     this.commandDeferred = true;
     const name = this.lastCommandName;
     const startMs = performance.now();
     promise.then(
       (value) => {
         if (isWrite) this.writesInFlight--;
+        if (isSerial) this.serialWritesInFlight--;
         slot.done = true;
         slot.value = value;
         this.server.metrics.observe('resp', name, (performance.now() - startMs) / 1000);
@@ -156,6 +163,7 @@ export class Connection implements Client, OutputHolder {
       },
       (e: unknown) => {
         if (isWrite) this.writesInFlight--;
+        if (isSerial) this.serialWritesInFlight--;
         slot.done = true;
         slot.error = this.errorOf(e);
         this.server.metrics.observe('resp', name, (performance.now() - startMs) / 1000, codeOf(e));
@@ -286,12 +294,17 @@ export class Connection implements Client, OutputHolder {
         const inFlight = this.slotCount;
         // Writes may overlap earlier writes; an async read (it always replies through a slot)
         // may overlap earlier reads but waits for writes; everything else waits for all.
-        const mayStart = spec !== undefined && (spec.concurrent || (spec.asyncRead && this.writesInFlight === 0));
+        // A conditional write (EXPIRE, VADD, SET NX) waits for everything before it, so that
+        // it decides on state that includes the connection's own earlier writes.
+        // And while one is in flight, later writes wait too: they must not land before its read.
+        const concurrent = spec !== undefined && spec.concurrent && (spec.conditional === null || !spec.conditional(args));
+        const mayStart = spec !== undefined && ((concurrent && this.serialWritesInFlight === 0) || (spec.asyncRead && this.writesInFlight === 0));
         if (inFlight > 0 && (inFlight >= inFlightMax || (spec !== undefined && !mayStart))) {
           this.held = args;
           break;
         }
         this.held = null;
+        this.runningSerialWrite = spec !== undefined && spec.writes && !concurrent;
         this.run(spec, args);
         server.stats.commandsProcessed++;
         if (!this.commandDeferred) {
@@ -321,7 +334,7 @@ export class Connection implements Client, OutputHolder {
       return;
     }
     this.lastCommandName = spec.name;
-    this.runningWrite = spec.concurrent;
+    this.runningWrite = spec.writes;
     const n = args.length;
     if (spec.arity > 0 ? n !== spec.arity : n < -spec.arity) {
       this.fail(arityError(spec.name));
