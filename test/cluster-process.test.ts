@@ -321,7 +321,7 @@ async function checkVia(cluster: ProcessCluster, i: number, wl: Workload, only: 
   return out;
 }
 
-/** The ring the members build (MembershipView: every member not left, N=3, default vnodes). */
+/** The ring the members build (MembershipView: every member remembered, N=3, default vnodes). */
 function ringOf(cluster: ProcessCluster): Ring {
   return new Ring(cluster.specs.map((s) => ({ id: s.id })), { replicas: 3 });
 }

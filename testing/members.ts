@@ -7,7 +7,7 @@
  */
 import { Random } from '../src/common/random.js';
 import type { Clock, Timer } from '../src/common/clock.js';
-import type { Limits } from '../src/common/limits.js';
+import { type Limits, versionAheadMsMax } from '../src/common/limits.js';
 import { murmur3 } from '../src/cluster/hash.js';
 import type { Ring } from '../src/cluster/ring.js';
 import type { NodeId, Transport } from '../src/cluster/transport.js';
@@ -76,7 +76,7 @@ export interface SimMember {
 /** Starts a member: replica service, engine and hint replay, wired as a real member is. */
 export function startSimMember(o: SimMemberOptions): SimMember {
   const view = o.view ?? simView(o.ring, o.net, o.id);
-  const hlc = new HybridClock(o.clock, murmur3(Buffer.from(o.id)), o.limits.maxClockOffsetMs);
+  const hlc = new HybridClock(o.clock, murmur3(Buffer.from(o.id)), versionAheadMsMax(o.limits));
   if (o.highTs) hlc.observeStored(o.highTs);
   const service = new ReplicaService({ store: o.store, clock: o.clock, transport: o.transport, limits: o.limits, hlc });
   const engine = new Engine({

@@ -1,7 +1,8 @@
 /**
- * What the coordinator sees of membership (it implements coordinator/view.ts's ClusterView): a ring over every member that has not left (a
- * crashed member keeps its ranges, Dynamo-style, so keys do not move when a node fails:
- * its writes go to fallbacks with hints until it returns), and liveness for routing.
+ * What the coordinator sees of membership (it implements coordinator/view.ts's ClusterView):
+ * a ring over every member remembered, whether alive, suspect, dead or left (a stopped member
+ * keeps its ranges, Dynamo-style, so keys do not move when a node stops: its writes go to
+ * fallbacks with hints until it returns), and liveness for routing.
  */
 import type { Swim, MemberView } from './membership/index.js';
 import { Ring } from './ring.js';
@@ -27,8 +28,14 @@ export class MembershipView {
     });
   }
 
+  /**
+   * Every member still remembered, left ones included: a member stopped gracefully (SIGTERM
+   * makes it leave) keeps its ranges like a crashed one, and gets its writes back as hints
+   * when it returns, instead of its keys moving to members that never had them. Removing a
+   * member for good, with its data streamed elsewhere, is an operator's act (not built yet).
+   */
   private ringMembers(): MemberView[] {
-    return this.swim.members().filter((m) => m.status !== 'left');
+    return this.swim.members();
   }
 
   private build(): Ring {

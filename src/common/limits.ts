@@ -58,8 +58,9 @@ export interface Limits {
   /** Bytes of hints a node stores at most. */
   hintBytesMax: number;
   /**
-   * Largest clock offset between members, in ms: a member further than this from its peers
-   * stops coordinating writes, and a replica refuses versions further ahead of its clock.
+   * Largest clock offset between members, in ms: a member further than this from most of its
+   * peers goes out of service. Two serving members may then be up to twice this apart, so a
+   * replica refuses versions more than twice this ahead of its clock (`versionAheadMsMax`).
    */
   maxClockOffsetMs: number;
   /** Keys stored on other members whose session floors one client session keeps (RESP connection). */
@@ -217,4 +218,9 @@ export function checkBounds(): void {
   }
   if (!(bounds.readRepairChance >= 0 && bounds.readRepairChance <= 1)) throw new RangeError('readRepairChance is a probability');
   if (bounds.hintReplayTimeoutMs >= bounds.hintReplayIntervalMs * 100) throw new RangeError('hint replay timeout out of proportion to its interval');
+}
+
+/** How far ahead of a member's clock a version may be and still be taken (see 'maxClockOffsetMs'). */
+export function versionAheadMsMax(limits: Pick<Limits, 'maxClockOffsetMs'>): number {
+  return 2 * limits.maxClockOffsetMs;
 }

@@ -20,7 +20,7 @@
  */
 import type { Clock } from '../common/clock.js';
 import { KvError, invalidArgument, isErrorCode } from '../common/errors.js';
-import { bounds, type Limits } from '../common/limits.js';
+import { bounds, type Limits, versionAheadMsMax } from '../common/limits.js';
 import type { Random } from '../common/random.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
@@ -251,7 +251,7 @@ export class Engine implements KvApi {
           if (!this.hlc.observe(v)) {
             throw new KvError(
               'CLOCK_SKEW',
-              `this session saw a version of key '${printable(k)}' ${versionMs(v) - this.clock.nowMs()} ms ahead of this member's clock, over limit 'maxClockOffsetMs' (${this.limits.maxClockOffsetMs}): retry shortly, or write through the member it came from`,
+              `this session saw a version of key '${printable(k)}' ${versionMs(v) - this.hlc.referenceMs()} ms ahead of this member's clock, over ${versionAheadMsMax(this.limits)} ms (twice 'maxClockOffsetMs'): retry shortly, or write through the member it came from`,
             );
           }
         }
@@ -317,7 +317,7 @@ export class Engine implements KvApi {
       // This member's own copy takes only what any replica would: no version from the future
       // (a repair carrying one, from a replica whose clock was ahead, is refused here too).
       try {
-        checkNotAhead(items, this.hlc.referenceMs(), this.limits.maxClockOffsetMs, 'the write');
+        checkNotAhead(items, this.hlc.referenceMs(), versionAheadMsMax(this.limits), 'the write');
       } catch (err) {
         return Promise.reject(err);
       }
@@ -369,7 +369,7 @@ export class Engine implements KvApi {
       return { candidates: this.tracker.order(alive, this.self), replicas: replicas.length, floor: this.floorFor(ns, key) };
     });
     const round = new ReadRound(specs, level, (i) => `key '${printable(keys[i]!)}'`);
-    const aheadMax = this.limits.maxClockOffsetMs;
+    const aheadMax = versionAheadMsMax(this.limits);
     for (;;) {
       const asks = round.next();
       if (asks.size === 0) break;
@@ -389,7 +389,7 @@ export class Engine implements KvApi {
             const r = records[j]!;
             const aheadMs = r ? newestVersionMs(r) - now : 0;
             if (aheadMs > aheadMax) {
-              const why = `answered with a version ${aheadMs} ms ahead of this member's clock, over limit 'maxClockOffsetMs' (${aheadMax})`;
+              const why = `answered with a version ${aheadMs} ms ahead of this member's clock, over ${aheadMax} ms (twice 'maxClockOffsetMs')`;
               round.fail(node, [i], why, new KvError('CLOCK_SKEW', `${node} ${why}`));
             } else {
               ok.push(i);

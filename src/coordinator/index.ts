@@ -1,7 +1,7 @@
 /** One request -> replicas: the command engine, its rounds, sessions, and a single node's composition. */
 import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../common/clock.js';
-import type { Limits } from '../common/limits.js';
+import { type Limits, versionAheadMsMax } from '../common/limits.js';
 import { makeLimits } from '../common/limits.js';
 import { Random } from '../common/random.js';
 import { type LmdbReplicaStore, openReplicaStore } from '../replica/lmdb-store.js';
@@ -32,7 +32,7 @@ export const soloHlcNode = 1;
 
 /** A node's hybrid clock, started above the highest version on its disk: after a restart with the clock behind, what it stamps is still newer. */
 export function nodeClock(store: LmdbReplicaStore, clock: Pick<Clock, 'nowMs'>, hlcNode: number, limits: Limits): HybridClock {
-  const hlc = new HybridClock(clock, hlcNode, limits.maxClockOffsetMs);
+  const hlc = new HybridClock(clock, hlcNode, versionAheadMsMax(limits));
   hlc.observeStored(store.highTs);
   return hlc;
 }

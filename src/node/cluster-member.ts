@@ -85,8 +85,16 @@ export async function startClusterMember(options: {
     else if (v.state === 'unchecked') logger.info(fields, "clock not yet compared with peers': writes wait for the first measurement");
     else logger.info(fields, 'clock agrees with peers: coordinating writes');
   });
+  // Data written while this member's clock ran ahead (its versions are past its clock now)
+  // would shadow newer writes: the member is out of service until its clock reaches them.
+  const dataAhead = (): KvError | null => {
+    const ms = options.hlc.storedAheadMs();
+    return ms > limits.maxClockOffsetMs
+      ? new KvError('CLOCK_SKEW', `this member's data holds versions ${ms} ms ahead of its clock (written while its clock ran ahead): it serves again once its clock reaches them`)
+      : null;
+  };
   // Only a clock known to be off takes the member out of service; "not compared yet" makes writes wait.
-  const skewed = () => (clockGuard.current().state === 'skewed' ? clockGuard.refusal() : null);
+  const skewed = () => dataAhead() ?? (clockGuard.current().state === 'skewed' ? clockGuard.refusal() : null);
   const service = new ReplicaService({ store: replicaStore, clock: systemClock, transport, limits, hlc: options.hlc, guard: skewed });
   const kv = new Engine({
     self: config.nodeId,
@@ -98,7 +106,7 @@ export async function startClusterMember(options: {
     limits,
     hlc: options.hlc,
     consistency: { read: config.readConsistency, write: config.writeConsistency },
-    writeGuard: () => (joined() ? clockGuard.admit() : notJoined()),
+    writeGuard: () => dataAhead() ?? (joined() ? clockGuard.admit() : notJoined()),
     readGuard: skewed,
   });
   const hints = new HintReplayer(replicaStore, transport, systemClock, {

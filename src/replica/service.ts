@@ -11,7 +11,7 @@
  */
 import type { Clock } from '../common/clock.js';
 import { KvError } from '../common/errors.js';
-import type { Limits } from '../common/limits.js';
+import { type Limits, versionAheadMsMax } from '../common/limits.js';
 import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
 import { searchLists } from '../compute/vector-search.js';
 import type { VectorSearchRequest } from '../compute/vector-search.js';
@@ -54,7 +54,7 @@ export function checkNotAhead(items: readonly ApplyItem[], referenceMs: number, 
     if (ms > referenceMs + maxOffsetMs) {
       throw new KvError(
         'CLOCK_SKEW',
-        `${from} sent a version ${ms - referenceMs} ms ahead of this replica's clock, over limit 'maxClockOffsetMs' (${maxOffsetMs}): its clock or this one is wrong`,
+        `${from} sent a version ${ms - referenceMs} ms ahead of this replica's clock, over ${maxOffsetMs} ms (twice 'maxClockOffsetMs'): its clock or this one is wrong`,
       );
     }
   }
@@ -90,7 +90,7 @@ export class ReplicaService {
     switch (req.op) {
       case 'write': {
         try {
-          checkNotAhead(req.items, this.hlc ? this.hlc.referenceMs() : nowMs, this.limits.maxClockOffsetMs, `member '${from}'`);
+          checkNotAhead(req.items, this.hlc ? this.hlc.referenceMs() : nowMs, versionAheadMsMax(this.limits), `member '${from}'`);
         } catch (err) {
           this.refusedAhead++;
           throw err;

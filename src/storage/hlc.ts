@@ -45,7 +45,7 @@ export class HybridClock {
     return this.storedMs > now ? this.storedMs : now;
   }
 
-  /** Moves past `v` unless it is further ahead of `referenceMs()` than `maxAheadMs`; false then. */
+  /** Moves past `v` unless it is further ahead of `referenceMs()` than `maxAheadMs`; false then (counted). */
   observe(v: Version): boolean {
     if (v.ts <= this.lastTs) return true;
     if (versionMs(v) > this.referenceMs() + this.maxAheadMs) {
@@ -61,6 +61,11 @@ export class HybridClock {
     if (ts > this.lastTs) this.lastTs = ts;
     const ms = Math.floor(ts / logicalPerMs);
     if (ms > this.storedMs) this.storedMs = ms;
+  }
+
+  /** How far the newest version on this node's disk at start is ahead of its clock now (ms; negative: behind). */
+  storedAheadMs(): number {
+    return this.storedMs - this.clock.nowMs();
   }
 
   /** Wall ms of the newest version on this node's disk at start (see referenceMs). */

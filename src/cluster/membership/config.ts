@@ -70,7 +70,8 @@ export const defaultSwimConfig: Readonly<SwimConfig> = Object.freeze({
   gossipBytesMax: 8 * 1024,
   broadcastQueueMax: 4096,
   gossipToTheDeadMs: 30_000,
-  deadReclaimMs: 5 * 60_000,
+  // A day: the ring keeps a stopped member's ranges while it is remembered (membership-view.ts).
+  deadReclaimMs: 24 * 60 * 60_000,
   leaveTimeoutMs: 2000,
 });
 
