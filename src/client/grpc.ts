@@ -67,6 +67,8 @@ export interface RawKvClientOptions {
    * on its own unless the caller passes `session_token` itself (and the replies keep theirs).
    */
   session?: boolean;
+  /** Largest session token kept when merging concurrent replies' tokens; default the server's default `sessionTokenBytesMax` (set it to the server's if that was changed). */
+  sessionTokenBytesMax?: number;
 }
 
 
@@ -102,20 +104,23 @@ export function createRawKvClient(address: string, options: RawKvClientOptions =
   });
   const calls: Record<string, unknown> = {};
   const keepSession = options.session ?? true;
+  const tokenBytesMax = options.sessionTokenBytesMax ?? defaultLimits.sessionTokenBytesMax;
   let token: Buffer = Buffer.alloc(0);
   for (const method of methodNames) {
     const invoke = (grpcClient as unknown as Record<string, UnaryMethod>)[method]!.bind(grpcClient);
     calls[method[0]!.toLowerCase() + method.slice(1)] = (request: { session_token?: Uint8Array }, callOptions: grpc.CallOptions = {}) =>
       new Promise((resolve, reject) => {
-        const sent = keepSession && request.session_token === undefined ? { ...request, session_token: token } : request;
-        invoke(sent, callOptions, (error, response) => {
+        const ours = keepSession && request.session_token === undefined;
+        const sentToken = token;
+        invoke(ours ? { ...request, session_token: sentToken } : request, callOptions, (error, response) => {
           if (error) return reject(error);
           const r = response as { session_token?: Buffer };
-          if (keepSession) {
-            // Concurrent calls each return the token they were sent plus their own keys: merge.
-            if (r.session_token && r.session_token.length > 0) token = mergeSessionTokens(token, r.session_token, defaultLimits.sessionTokenBytesMax);
-            delete r.session_token;
+          if (ours && r.session_token && r.session_token.length > 0) {
+            // The reply's token is the one sent plus this call's keys: it replaces the client's
+            // unless another reply came back meanwhile (concurrent calls), then the two merge.
+            token = token === sentToken ? r.session_token : mergeSessionTokens(token, r.session_token, tokenBytesMax);
           }
+          if (keepSession) delete r.session_token;
           resolve(r);
         });
       });

@@ -16,7 +16,7 @@
  * every key, newest first, within `sessionTokenBytesMax`.
  */
 import { KvError } from '../common/errors.js';
-import { sessionTokenVersion } from '../common/session-token.js';
+import { sessionTokenOpIdBytes, sessionTokenVersion, sessionTokenVersionBytes } from '../common/session-token.js';
 import { bounds, type Limits } from '../common/limits.js';
 import type { NodeId } from '../cluster/transport.js';
 import { type Record, opIdBytes } from '../storage/record.js';
@@ -117,6 +117,8 @@ interface Entry {
 }
 
 const tokenVersion = sessionTokenVersion;
+// Clients walk tokens with common/session-token.ts's sizes: they must be the storage's.
+if (sessionTokenVersionBytes !== versionBytes || sessionTokenOpIdBytes !== opIdBytes) throw new Error('session token frame sizes disagree with the storage');
 const emptyToken = Buffer.alloc(0);
 
 /** One client's session: floors of the keys it touched, least recently used first. */

@@ -1,0 +1,71 @@
+/** Session tokens: the server's encoding, the client's view of it, and the merge of concurrent replies' tokens. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaultLimits } from '../src/common/limits.js';
+import { mergeSessionTokens, sessionTokenEntries } from '../src/common/session-token.js';
+import { Session, type KeyFloor } from '../src/coordinator/session.js';
+
+const v = (ts: number) => ({ ts, node: 7 });
+const floor = (ts: number, extra: Partial<KeyFloor> = {}): KeyFloor => ({ tomb: null, base: v(ts), expiry: null, append: null, fields: new Map(), ...extra });
+
+/** A token as the server writes it, for `keys` noted in order (oldest first). */
+function tokenOf(keys: string[], ts = 100, bytesMax = defaultLimits.sessionTokenBytesMax): Buffer {
+  const s = new Session(defaultLimits.sessionKeysMax, null);
+  for (const k of keys) s.note('default', Buffer.from(k), floor(ts));
+  return s.encode(bytesMax);
+}
+
+/** The keys of a token's entries, oldest first (through the server's decoder). */
+function keysOf(token: Buffer): string[] {
+  const entries = sessionTokenEntries(token);
+  assert.ok(entries, 'well-formed');
+  return entries.map((e) => {
+    const at = 1 + e[0]!;
+    return e.subarray(at + 2, at + 2 + e.readUInt16BE(at)).toString();
+  });
+}
+
+test('a client walks every kind of entry the server writes (delete, value, expiry, append, fields); a truncated or padded token is unreadable', () => {
+  const s = new Session(100, null);
+  s.note('default', Buffer.from('a'), floor(1, { tomb: v(2), expiry: v(3), append: { version: v(4), opId: Buffer.alloc(16, 9) } }));
+  s.note('ns2', Buffer.from('b'), floor(5, { fields: new Map([['title', v(6)], ['x', v(7)]]) }));
+  s.note('default', Buffer.from('c'), { tomb: v(8), base: null, expiry: null, append: null, fields: new Map() });
+  const token = s.encode(defaultLimits.sessionTokenBytesMax);
+  assert.deepEqual(keysOf(token), ['a', 'b', 'c']);
+  assert.equal(sessionTokenEntries(token.subarray(0, token.length - 1)), null);
+  assert.equal(sessionTokenEntries(Buffer.concat([token, Buffer.of(0)])), null);
+  assert.equal(sessionTokenEntries(Buffer.of(9, 0, 0)), null, 'another version');
+  // What the client merges, the server reads back with the same floors.
+  const merged = mergeSessionTokens(tokenOf(['a']), token, defaultLimits.sessionTokenBytesMax);
+  const back = Session.decode(merged, defaultLimits);
+  assert.deepEqual(back.floor('ns2', Buffer.from('b'))?.fields.get('title'), v(6));
+  assert.deepEqual(back.floor('default', Buffer.from('a'))?.append?.version, v(4));
+});
+
+test('merging two full tokens keeps both calls\' own keys and the newest of the rest, within the byte bound; identical entries once', () => {
+  const old = Array.from({ length: 300 }, (_, i) => `old:${i}`);
+  const a = tokenOf([...old, 'A']);
+  const b = tokenOf([...old, 'B']);
+  const bytesMax = a.length + 20; // about as full as a token gets
+  const merged = mergeSessionTokens(a, b, bytesMax);
+  const keys = keysOf(merged);
+  assert.ok(merged.length <= bytesMax);
+  assert.deepEqual(keys.slice(-2), ['A', 'B'], 'the newest of each token last');
+  assert.equal(new Set(keys).size, keys.length, 'shared entries once');
+  assert.deepEqual(keys.slice(-4, -2), ['old:298', 'old:299'], 'then the newest of the rest');
+  assert.ok(!keys.includes('old:0'), 'the oldest fell off');
+  // Different floors of one key both stay: the server joins them.
+  const x1 = tokenOf(['k'], 100);
+  const x2 = tokenOf(['k'], 200);
+  const both = mergeSessionTokens(x1, x2, 1000);
+  assert.deepEqual(keysOf(both), ['k', 'k']);
+  assert.deepEqual(Session.decode(both, defaultLimits).floor('default', Buffer.from('k'))?.base, v(200));
+});
+
+test('a merge with an unreadable or empty token is the other reply\'s token', () => {
+  const b = tokenOf(['b']);
+  assert.equal(mergeSessionTokens(Buffer.alloc(0), b, 1000), b);
+  assert.equal(mergeSessionTokens(Buffer.of(1, 0, 5), b, 1000), b);
+  const junk = Buffer.of(1, 0, 1, 200);
+  assert.equal(mergeSessionTokens(b, junk, 1000), junk);
+});
