@@ -1,9 +1,9 @@
-/** Session tokens: the server's encoding, the client's view of it, and the merge of concurrent replies' tokens. */
+/** Session tokens (the server's encoding, the client's view of it, the merge of concurrent replies' tokens) and the bound on the floors a member keeps. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaultLimits } from '../src/common/limits.js';
 import { mergeSessionTokens, sessionTokenEntries } from '../src/common/session-token.js';
-import { Session, type KeyFloor } from '../src/coordinator/session.js';
+import { Session, SessionFloorPool, type KeyFloor } from '../src/coordinator/session.js';
 
 const v = (ts: number) => ({ ts, node: 7 });
 const floor = (ts: number, extra: Partial<KeyFloor> = {}): KeyFloor => ({ tomb: null, base: v(ts), expiry: null, append: null, fields: new Map(), ...extra });
@@ -68,4 +68,53 @@ test('a merge with an unreadable or empty token is the other reply\'s token', ()
   assert.equal(mergeSessionTokens(Buffer.of(1, 0, 5), b, 1000), b);
   const junk = Buffer.of(1, 0, 1, 200);
   assert.equal(mergeSessionTokens(b, junk, 1000), junk);
+});
+
+test('the floors of all connections of a member are bounded together: the least recently used of any connection go first; a closed connection keeps nothing', () => {
+  const pool = new SessionFloorPool(20_000);
+  const a = new Session(4096, 'n1', pool);
+  const b = new Session(4096, 'n1', pool);
+  for (let i = 0; i < 100; i++) a.note('default', Buffer.from(`a:${i}`), floor(i));
+  assert.equal(a.size, 100);
+  const perKey = pool.bytes / 100;
+  for (let i = 0; i < 100; i++) b.note('default', Buffer.from(`b:${i}`), floor(i));
+  assert.ok(pool.bytes <= 20_000, `within the bound (${pool.bytes})`);
+  assert.equal(pool.size, a.size + b.size);
+  assert.ok(a.size < 100 && b.size === 100, `a's older floors went first (a ${a.size}, b ${b.size})`);
+  assert.equal(a.floor('default', Buffer.from('a:0')), undefined, 'the oldest of all is gone');
+  assert.ok(a.floor('default', Buffer.from('a:99')), 'a\'s newest may remain');
+  // Touching a key makes it the most recent again: b's oldest go next.
+  a.note('default', Buffer.from('a:99'), floor(500));
+  const aHad = a.size;
+  for (let i = 0; i < aHad; i++) b.note('default', Buffer.from(`b:${100 + i}`), floor(1));
+  assert.ok(a.floor('default', Buffer.from('a:99')), 'the key touched again stays');
+  assert.equal(a.floor('default', Buffer.from('a:98')), undefined, 'a\'s older keys went');
+  assert.equal(b.floor('default', Buffer.from('b:0')), undefined, 'then b\'s oldest');
+  // Big field floors count by their names.
+  const fields = new Map(Array.from({ length: 32 }, (_, i) => [`field-name-${'x'.repeat(100)}-${i}`, v(i)] as [string, ReturnType<typeof v>]));
+  const big = new SessionFloorPool(1_000_000);
+  new Session(4096, 'n1', big).note('default', Buffer.from('f'), floor(2, { fields }));
+  assert.ok(big.bytes > 16 * 200, `field names are counted (${big.bytes} bytes)`);
+  b.note('default', Buffer.from('b:new'), floor(2, { fields }));
+  assert.ok(pool.bytes <= 20_000);
+  // A closed connection's floors are freed, and a request still in flight adds nothing.
+  const held = b.size;
+  b.release();
+  assert.equal(pool.size, a.size);
+  b.note('default', Buffer.from('late'), floor(1));
+  assert.equal(b.size, 0);
+  assert.equal(pool.size, a.size);
+  a.clear();
+  assert.equal(pool.bytes, 0);
+  assert.ok(held > 0 && perKey > 100);
+});
+
+test('one connection past sessionKeysMax drops its own least recently used key, in the pool too', () => {
+  const pool = new SessionFloorPool(1_000_000);
+  const s = new Session(10, 'n1', pool);
+  for (let i = 0; i < 25; i++) s.note('default', Buffer.from(`k:${i}`), floor(i));
+  assert.equal(s.size, 10);
+  assert.equal(pool.size, 10);
+  assert.equal(s.floor('default', Buffer.from('k:14')), undefined);
+  assert.ok(s.floor('default', Buffer.from('k:15')));
 });

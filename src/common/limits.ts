@@ -65,6 +65,12 @@ export interface Limits {
   maxClockOffsetMs: number;
   /** Keys stored on other members whose session floors one client session keeps (RESP connection). */
   sessionKeysMax: number;
+  /**
+   * Bytes of session floors all RESP connections of a member keep together (about: key,
+   * namespace, field names and bookkeeping); past it the least recently used floors of any
+   * connection go first.
+   */
+  sessionBytesTotalMax: number;
   /** Largest gRPC session token, in bytes; older keys are dropped from a token to fit. */
   sessionTokenBytesMax: number;
   /**
@@ -103,6 +109,7 @@ export const defaultLimits: Readonly<Limits> = Object.freeze({
   hintBytesMax: 1024 * MiB,
   maxClockOffsetMs: 500,
   sessionKeysMax: 4096,
+  sessionBytesTotalMax: 64 * MiB,
   sessionTokenBytesMax: 16 * 1024,
   diskFreeBytesMin: 64 * MiB,
 });

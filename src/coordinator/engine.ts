@@ -61,7 +61,7 @@ import type {
 } from './api.js';
 import { type ReadAnswer, ReadRound } from './read-round.js';
 import { ReplicaTracker } from './replica-tracker.js';
-import { type KeyFloor, Session, covers, floorOf, floorVersions } from './session.js';
+import { type KeyFloor, Session, SessionFloorPool, covers, floorOf, floorVersions } from './session.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
 import { checkAppend, checkAppends, encodeBatch, encodeDeletes, itemRange, vaddSegment } from './vectors.js';
 import type { ClusterView } from './view.js';
@@ -118,7 +118,7 @@ export class Engine implements KvApi {
   private readonly hlc: HybridClock;
   private readonly opPrefix: Buffer;
   /** State every view (withConsistency, withSession) shares: views are Object.create copies. */
-  private readonly shared = { opCounter: 0 };
+  private readonly shared: { opCounter: number; floors: SessionFloorPool };
   /** The engine with no session: background work runs on it, so it raises no client's floors. */
   private readonly base: Engine;
   private readonly timeoutMs: number;
@@ -153,6 +153,7 @@ export class Engine implements KvApi {
     this.tracker = new ReplicaTracker(options.clock);
     this.consistency = { ...defaultConsistency, ...options.consistency };
     this.base = this;
+    this.shared = { opCounter: 0, floors: new SessionFloorPool(this.limits.sessionBytesTotalMax) };
   }
 
   withConsistency(levels: Partial<Consistency>): KvApi {
@@ -162,7 +163,12 @@ export class Engine implements KvApi {
   }
 
   newSession(pinned: boolean): Session {
-    return new Session(this.limits.sessionKeysMax, pinned ? this.self : null);
+    return pinned ? new Session(this.limits.sessionKeysMax, this.self, this.shared.floors) : new Session(this.limits.sessionKeysMax, null);
+  }
+
+  /** The session floors this member's connections keep, together (bounded by sessionBytesTotalMax). */
+  get sessionFloors(): { keys: number; bytes: number } {
+    return { keys: this.shared.floors.size, bytes: this.shared.floors.bytes };
   }
 
   /** The same engine for one client session: its reads and writes keep the session guarantees. */

@@ -114,6 +114,53 @@ interface Entry {
   ns: string;
   key: Buffer;
   floor: KeyFloor;
+  /** The session's map key for it, and its approximate memory (what the pool counts). */
+  id: string;
+  bytes: number;
+}
+
+/** About what an entry takes in memory: its key, namespace, field names, and the objects around them. */
+function entryBytes(ns: string, key: Buffer, floor: KeyFloor): number {
+  let bytes = 160 + 2 * ns.length + 2 * key.length;
+  for (const name of floor.fields.keys()) bytes += 64 + 2 * name.length;
+  return bytes;
+}
+
+/**
+ * The floors of every pinned session of one member (its RESP connections), together bounded
+ * in bytes: past `bytesMax` the least recently used floor of any session is dropped (that
+ * key's guarantees then rest on the levels, as for one past `sessionKeysMax`).
+ */
+export class SessionFloorPool {
+  private readonly lru = new Map<Entry, Session>();
+  private used = 0;
+
+  constructor(readonly bytesMax: number) {}
+
+  /** Bytes the floors take now. */
+  get bytes(): number {
+    return this.used;
+  }
+
+  /** Floors held. */
+  get size(): number {
+    return this.lru.size;
+  }
+
+  /** `e` (of `s`) replaces `old`, as the most recently used; then the oldest go until within bounds. */
+  touch(s: Session, e: Entry, old: Entry | undefined): void {
+    if (old) this.remove(old);
+    this.lru.set(e, s);
+    this.used += e.bytes;
+    while (this.used > this.bytesMax) {
+      const [oldest, owner] = this.lru.entries().next().value!;
+      owner.drop(oldest);
+    }
+  }
+
+  remove(e: Entry): void {
+    if (this.lru.delete(e)) this.used -= e.bytes;
+  }
 }
 
 const tokenVersion = sessionTokenVersion;
@@ -134,7 +181,11 @@ export class Session {
   constructor(
     readonly keysMax: number,
     readonly pinnedTo: NodeId | null,
+    private readonly pool: SessionFloorPool | null = null,
   ) {}
+
+  /** Set by `release`: the session's connection is gone, nothing more is kept. */
+  private released = false;
 
   /** Keys with a floor. */
   get size(): number {
@@ -148,16 +199,33 @@ export class Session {
 
   /** Raises the key's floor to include `floor` (it becomes the most recently used). */
   note(ns: string, key: Buffer, floor: KeyFloor): void {
+    if (this.released) return;
     const id = entryId(ns, key);
     const had = this.floors.get(id);
     if (had) this.floors.delete(id);
-    this.floors.set(id, { ns, key: had?.key ?? Buffer.from(key), floor: had ? joinFloors(had.floor, floor) : floor });
-    if (this.floors.size > this.keysMax) this.floors.delete(this.floors.keys().next().value!);
+    const joined = had ? joinFloors(had.floor, floor) : floor;
+    const e: Entry = { ns, key: had?.key ?? Buffer.from(key), floor: joined, id, bytes: entryBytes(ns, key, joined) };
+    this.floors.set(id, e);
+    if (this.floors.size > this.keysMax) this.drop(this.floors.values().next().value!);
+    this.pool?.touch(this, e, had);
+  }
+
+  /** Forgets one floor (the session's oldest, or the pool's). */
+  drop(e: Entry): void {
+    if (this.floors.get(e.id) === e) this.floors.delete(e.id);
+    this.pool?.remove(e);
   }
 
   /** Forgets everything (RESET). */
   clear(): void {
+    if (this.pool) for (const e of this.floors.values()) this.pool.remove(e);
     this.floors.clear();
+  }
+
+  /** The connection closed: forgets everything and keeps nothing noted later (by requests still in flight). */
+  release(): void {
+    this.released = true;
+    this.clear();
   }
 
   /** The session as a token: floors of the most recently used keys first, within `bytesMax`. */

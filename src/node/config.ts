@@ -91,8 +91,9 @@ const limitDescriptions: Record<keyof Limits, string> = {
   peerRequestsInFlightMax: 'requests awaiting a reply on one peer connection',
   hintsMax: 'hints (writes kept for an unreachable replica) stored at most',
   hintBytesMax: 'bytes of hints stored at most',
-  maxClockOffsetMs: 'largest clock offset between members, in ms: a member further from its peers stops coordinating writes (CLOCK_SKEW), and replicas refuse versions further ahead of their clock',
+  maxClockOffsetMs: 'largest clock offset between members, in ms: a member further from most of its peers goes out of service (CLOCK_SKEW), and replicas refuse versions more than twice this ahead of their clock',
   sessionKeysMax: 'keys on other members whose session state (read-your-writes, monotonic reads) one connection keeps',
+  sessionBytesTotalMax: 'bytes of session state all RESP connections of a member keep together; past it the least recently used keys of any connection are dropped',
   sessionTokenBytesMax: 'largest gRPC session token, in bytes (older keys are dropped to fit)',
   diskFreeBytesMin: 'free bytes kept on the data directory\'s filesystem: under this, writes are refused as DISK_FULL (reads go on)',
 };

@@ -14,7 +14,7 @@ import { createMetrics, startAdminServer, type AdminServer } from '../server/adm
 import { createLogger, type Logger } from './logger.js';
 import { acquireDataDirLock } from './lock.js';
 import { startClusterMember, type ClusterMember } from './cluster-member.js';
-import type { KvApi } from '../coordinator/api.js';
+import type { Engine } from '../coordinator/engine.js';
 import type { DiskState } from '../storage/index.js';
 import type { NodeConfig } from './config.js';
 
@@ -39,7 +39,13 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   const clustered = config.cluster.nodeId !== '';
   const hlc = nodeClock(store, systemClock, clustered ? murmur3(Buffer.from(config.cluster.nodeId)) : soloHlcNode, config.limits);
   const disk = store.disk;
-  const metrics = createMetrics({ storageStats: () => store.stats(), diskState: () => disk.state(), clockStats: () => member?.clockStats() ?? null });
+  let kv: Engine | undefined;
+  const metrics = createMetrics({
+    storageStats: () => store.stats(),
+    diskState: () => disk.state(),
+    clockStats: () => member?.clockStats() ?? null,
+    sessionStats: () => kv?.sessionFloors ?? { keys: 0, bytes: 0 },
+  });
   const logDisk = (state: DiskState): void => {
     if (state.full) logger.error({ dataDir: config.dataDir, reason: state.reason, freeBytes: state.freeBytes }, 'disk full: writes refused');
     else logger.info({ dataDir: config.dataDir, freeBytes: state.freeBytes }, 'disk has space again: writes accepted');
@@ -88,7 +94,6 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   };
 
   try {
-    let kv: KvApi;
     if (clustered) {
       member = await startClusterMember({ config: config.cluster, host: config.host, limits: config.limits, store, hlc, logger });
       kv = member.kv;

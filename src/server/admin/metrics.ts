@@ -29,6 +29,8 @@ export interface MetricsOptions {
   storageStats: () => { keys: number; bytes: number; pruneQueue?: number; prunedRecords?: number; prunedBytes?: number; payloadsRefused?: number };
   /** Read on every scrape: this member's clock against its peers' (null on a single node). */
   clockStats?: () => { offsetMs: number; skewed: boolean; versionsRefused: number } | null;
+  /** Read on every scrape: the session floors the RESP connections keep together. */
+  sessionStats?: () => { keys: number; bytes: number };
   /** Read on every scrape for the `ragkv_disk_*` families; none: they are not exported. */
   diskState?: () => { full: boolean; freeBytes: number; refusedWrites: number };
 }
@@ -100,7 +102,7 @@ export function createMetrics(options: MetricsOptions): MetricsRegistry {
   });
   new Gauge({
     name: 'ragkv_clock_skewed',
-    help: "1 while this member's clock is too far from its peers' ('maxClockOffsetMs'): it coordinates no writes.",
+    help: "1 while this member's clock is too far from its peers' ('maxClockOffsetMs'): it is out of service.",
     registers: [registry],
     collect() {
       this.set(options.clockStats?.()?.skewed ? 1 : 0);
@@ -108,11 +110,27 @@ export function createMetrics(options: MetricsOptions): MetricsRegistry {
   });
   new Counter({
     name: 'ragkv_versions_refused_total',
-    help: "Writes this replica refused because their versions were further ahead of its clock than 'maxClockOffsetMs'.",
+    help: "Writes this replica refused because their versions were further ahead of its clock than twice 'maxClockOffsetMs'.",
     registers: [registry],
     collect() {
       this.reset();
       this.inc(options.clockStats?.()?.versionsRefused ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'ragkv_session_floor_keys',
+    help: "Keys whose session floors this member's RESP connections keep, together.",
+    registers: [registry],
+    collect() {
+      this.set(options.sessionStats?.().keys ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'ragkv_session_floor_bytes',
+    help: "About how much memory those floors take, in bytes (bounded by 'sessionBytesTotalMax').",
+    registers: [registry],
+    collect() {
+      this.set(options.sessionStats?.().bytes ?? 0);
     },
   });
   new Gauge({

@@ -239,6 +239,7 @@ export class Connection implements Client, OutputHolder {
   /** Called by the server when the socket has closed. */
   onClose(): void {
     this.closed = true;
+    this.session.release();
     this.held = null;
     this.server.output.release(this);
   }
