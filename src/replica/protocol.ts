@@ -67,7 +67,7 @@ export type ReplicaRequest = WriteRequest | ReadRequest | ScanRequest | SearchRe
 export type SearchReply = ListSearchResult;
 
 /** What the decoder checks counts and lengths against. */
-export type ProtocolLimits = Pick<Limits, 'batchKeysMax' | 'keyBytesMax' | 'namespaceBytesMax' | 'scanLimitMax'>;
+export type ProtocolLimits = Pick<Limits, 'batchKeysMax' | 'keyBytesMax' | 'namespaceBytesMax' | 'scanLimitMax' | 'valueBytesMax' | 'fieldBytesMax'>;
 
 const nodeIdBytesMax = 255;
 
@@ -115,7 +115,7 @@ export function decodeRequest(payload: Buffer, limits: ProtocolLimits): ReplicaR
       const hintFor = r.text(nodeIdBytesMax, 'hint target');
       const n = r.count(limits.batchKeysMax, 'write items', 'batchKeysMax');
       const items: ApplyItem[] = [];
-      for (let i = 0; i < n; i++) items.push({ ns: r.ns(limits), key: r.key(limits), delta: r.record() });
+      for (let i = 0; i < n; i++) items.push({ ns: r.ns(limits), key: r.key(limits), delta: checkDelta(r.record(), limits) });
       r.end();
       return { op: 'write', epoch, hintFor: hintFor || null, items };
     }
@@ -245,6 +245,25 @@ export function decodeSearchReply(buf: Buffer, limits: ProtocolLimits): SearchRe
 }
 
 // ---------------------------------------------------------------- reading with bounds
+
+/**
+ * A written delta holds only what a client could have written: each value, append and field
+ * value within 'valueBytesMax', field names within 'fieldBytesMax', an expiry time that is a
+ * time. (A merged record a read repair sends is made of such parts too.)
+ */
+function checkDelta(d: Record, limits: ProtocolLimits): Record {
+  const over = (what: string, n: number, name: string, max: number) => protocolError(`${what} is ${n} bytes, over limit '${name}' (${max})`);
+  if (d.base && d.base.value.length > limits.valueBytesMax) throw over('value', d.base.value.length, 'valueBytesMax', limits.valueBytesMax);
+  for (const a of d.appends) {
+    if (a.bytes.length > limits.valueBytesMax) throw over('append', a.bytes.length, 'valueBytesMax', limits.valueBytesMax);
+  }
+  for (const [name, f] of d.fields) {
+    if (name.length === 0 || name.length > limits.fieldBytesMax) throw protocolError(`field name of ${name.length} bytes (1 to 'fieldBytesMax' ${limits.fieldBytesMax})`);
+    if (f.value && f.value.length > limits.valueBytesMax) throw over('field value', f.value.length, 'valueBytesMax', limits.valueBytesMax);
+  }
+  if (d.expiry && !(Number.isFinite(d.expiry.atMs) && d.expiry.atMs >= 0)) throw protocolError(`expiry time ${d.expiry.atMs} is not a time`);
+  return d;
+}
 
 function protocolError(message: string): KvError {
   return new KvError('PROTOCOL', `bad replica message: ${message}`);

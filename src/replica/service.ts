@@ -67,6 +67,7 @@ export class ReplicaService {
   private readonly limits: ReplicaServiceOptions['limits'];
   private readonly hlc: HybridClock | undefined;
   private readonly guard: (() => KvError | null) | undefined;
+  private readonly self: NodeId;
   /** Writes refused because their versions were too far ahead. */
   refusedAhead = 0;
 
@@ -76,6 +77,7 @@ export class ReplicaService {
     this.limits = options.limits;
     this.hlc = options.hlc;
     this.guard = options.guard;
+    this.self = options.transport.self;
     options.transport.handle(Channel.replica, (from, payload) => this.handle(from, payload));
   }
 
@@ -96,6 +98,7 @@ export class ReplicaService {
           throw err;
         }
         if (this.hlc) for (const it of req.items) this.hlc.observeRecord(it.delta);
+        if (req.hintFor === this.self) throw new KvError('PROTOCOL', `bad replica message: member '${from}' sent a hint for this member itself`);
         if (req.hintFor) return this.store.addHints(req.hintFor, req.items).then(() => encodeWriteReply(req.items.map(() => noResult)));
         return this.store.apply(req.items, nowMs).then(encodeWriteReply);
       }
