@@ -12,7 +12,7 @@ import { FrameDecoder, FrameKind, PROTOCOL_VERSION, encodeFrame, encodeHandshake
 import { createTcpTransport, type PeerEvent, type TcpTransport, type TcpTransportOptions } from '../src/cluster/tcp-transport.js';
 import { TransportError, type TransportErrorCode } from '../src/cluster/transport.js';
 import { systemClock } from '../src/common/clock.js';
-import { makeLimits } from '../src/common/limits.js';
+import { bounds, makeLimits } from '../src/common/limits.js';
 import { Random } from '../src/common/random.js';
 
 const limits = makeLimits();
@@ -273,6 +273,26 @@ describe('tcp transport', { timeout: 15_000 }, () => {
     assert.equal(received[0]!.kind, FrameKind.fatal);
     assert.match(received[0]!.payload.toString(), /expected a handshake first/);
     assert.equal(called, false);
+  });
+
+  it('a stranger dialing in a loop cannot flood the log: refusals are logged at most inboundWarningsMax per window, then counted', async () => {
+    let now = 1_000_000;
+    const warnings: Record<string, unknown>[] = [];
+    const logger = { debug: () => {}, info: () => {}, warn: (fields: Record<string, unknown>) => void warnings.push(fields) };
+    const b = await node('b', { clock: { nowMs: () => now, setTimer: systemClock.setTimer }, logger });
+    const refuse = async () => {
+      const socket = await rawSocket(b.port);
+      const frames = framesUntilClose(socket);
+      socket.write(encodeFrame(FrameKind.request, 1, 1, Buffer.from('sneaky')));
+      const received = await frames;
+      assert.equal(received[0]!.kind, FrameKind.fatal, 'every stranger is still told why');
+    };
+    for (let i = 0; i < 30; i++) await refuse();
+    assert.equal(warnings.length, bounds.inboundWarningsMax);
+    now += bounds.inboundWarningWindowMs;
+    await refuse();
+    assert.equal(warnings.length, bounds.inboundWarningsMax + 1);
+    assert.equal(warnings.at(-1)!.suppressed, 30 - bounds.inboundWarningsMax, 'the next warning counts those left out');
   });
 
   it('closes a connection whose frame declares 1 GiB, without allocating it', async () => {

@@ -14,7 +14,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Clock, Timer } from '../common/clock.js';
-import type { Limits } from '../common/limits.js';
+import { bounds, type Limits } from '../common/limits.js';
 import type { Random } from '../common/random.js';
 import {
   FRAME_HEADER_BYTES,
@@ -584,7 +584,7 @@ class Inbound {
       case FrameKind.oneWay:
         return this.onOneWay(frame);
       case FrameKind.fatal:
-        this.transport.logger?.warn({ peer: this.describe(), reason: frame.payload.toString('utf8') }, 'internode peer closed the connection');
+        this.transport.warnInbound({ peer: this.describe(), reason: frame.payload.toString('utf8', 0, 512) }, 'internode peer closed the connection');
         this.destroy();
         return;
       default:
@@ -673,7 +673,7 @@ class Inbound {
   fatal(reason: string): void {
     if (this.closing) return;
     this.closing = true;
-    this.transport.logger?.warn({ peer: this.describe(), reason }, 'internode connection refused or closed');
+    this.transport.warnInbound({ peer: this.describe(), reason }, 'internode connection refused or closed');
     this.handshakeTimer?.cancel();
     this.writer.discard();
     this.socket.end(encodeFrame(FrameKind.fatal, 0, 0, Buffer.from(reason, 'utf8')));
@@ -717,6 +717,31 @@ class TcpTransportImpl implements TcpTransport {
   private closed = false;
   private closing: Promise<void> | null = null;
   private boundPort = 0;
+  private warnWindowStartMs = Number.NEGATIVE_INFINITY;
+  private warnsInWindow = 0;
+  private warnsSuppressed = 0;
+
+  /**
+   * Warns about an inbound connection refused or broken: at most `inboundWarningsMax` per
+   * `inboundWarningWindowMs`, so a stranger dialing in a loop cannot flood the log; the next
+   * warning logged says how many were left out (`suppressed`).
+   */
+  warnInbound(fields: Record<string, unknown>, message: string): void {
+    if (!this.logger) return;
+    const now = this.clock.nowMs();
+    if (now - this.warnWindowStartMs >= bounds.inboundWarningWindowMs) {
+      this.warnWindowStartMs = now;
+      this.warnsInWindow = 0;
+    }
+    if (this.warnsInWindow >= bounds.inboundWarningsMax) {
+      this.warnsSuppressed++;
+      return;
+    }
+    this.warnsInWindow++;
+    const suppressed = this.warnsSuppressed;
+    this.warnsSuppressed = 0;
+    this.logger.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message);
+  }
 
   constructor(options: TcpTransportOptions) {
     const positive = (name: string, value: number | undefined, fallback: number): number => {

@@ -189,6 +189,9 @@ export const bounds = Object.freeze({
   // ---- internode handshake (cluster/frame)
   /** Largest frame before the handshake is done, so an unknown peer cannot make us allocate much. */
   handshakeFrameBytesMax: 1024,
+  /** Warnings about refused or broken inbound connections logged per window; the rest are counted (a stranger dialing in a loop cannot flood the log). */
+  inboundWarningsMax: 10,
+  inboundWarningWindowMs: 10_000,
   // ---- vector lists and search (compute)
   /** Largest vector dimension. */
   vectorDimMax: 4096,
