@@ -43,6 +43,24 @@ test('APPEND of raw bytes to a posting list is refused with WRONGTYPE naming the
     assert.equal(await redis.call('VCARD', 'list'), 2);
   }));
 
+test('APPEND of well-formed batches of another element type or dimension than the list is refused, naming both shapes; batches of the same shape and onto plain values go through', () =>
+  withLocalServer(async (redis) => {
+    assert.equal(await redis.call('VADD', 'shaped', 'uint8', '2', 'ITEM', 'a', Buffer.from([0, 1])), 1);
+    const before = await redis.getBuffer('shaped');
+    const int8dim8 = encodeItemBatch({ type: 'int8', dim: 8, items: [{ id: b('x'), vector: [1, 2, 3, 4, 5, 6, 7, 8] }] });
+    await assert.rejects(redis.append('shaped', int8dim8), /^ReplyError: ERR key 'shaped': the list holds uint8 vectors of dimension 2; the appended batch holds int8 of dimension 8/);
+    const uint8dim3 = encodeItemBatch({ type: 'uint8', dim: 3, items: [{ id: b('y'), vector: [1, 2, 3] }] });
+    await assert.rejects(redis.append('shaped', Buffer.concat([batch('ok'), uint8dim3])), /uint8 of dimension 3/, 'a later batch of a run is checked too');
+    assert.deepEqual(await redis.getBuffer('shaped'), before, 'nothing was written');
+    await redis.append('shaped', Buffer.concat([encodeDeleteBatch([b('a')]), batch('c')]));
+    assert.equal(await redis.call('VCARD', 'shaped'), 1);
+    // Batches onto a plain value, or onto nothing, are not a list's business.
+    await redis.set('plain', 'text');
+    assert.equal(await redis.append('plain', int8dim8), 4 + int8dim8.length);
+    assert.equal(await redis.append('fresh', int8dim8), int8dim8.length);
+    assert.equal(await redis.call('VCARD', 'fresh'), 1);
+  }));
+
 test('SET of a list value then APPEND of raw bytes is refused, and so is an emptied list; APPEND to other values works as before', () =>
   withLocalServer(async (redis) => {
     await redis.set('copied', batch('x', 'y'));

@@ -19,7 +19,7 @@ export {
   isBatchRun,
   firstBatchBytes,
   startsWithBatch,
-  appendMayBreakList,
+  appendShapeMismatch,
   appendBreaksList,
 } from './vector-items.js';
 export {

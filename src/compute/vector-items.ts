@@ -610,9 +610,24 @@ export function startsWithBatch(head: Buffer): boolean {
   return head.length > 0 && head[0] === ITEM_BATCH_MAGIC && batchProblem(head, 0) === null;
 }
 
-/** True when appending `bytes` to a value could break it as a list: they are not a run of batches. */
-export function appendMayBreakList(bytes: Buffer): boolean {
-  return bytes.length > 0 && !isBatchRun(bytes);
+/**
+ * Why item batches in `bytes` (a run of batches) cannot go onto the list whose first batch
+ * `head` holds: they are of another element type or dimension, and search would skip them.
+ * Null when they fit, when `head` is not a list, or when its first batch is a delete batch.
+ */
+export function appendShapeMismatch(head: Buffer | null, bytes: Buffer): string | null {
+  if (head === null || !startsWithBatch(head) || head[3] !== KIND_ITEMS || !isBatchRun(bytes)) return null;
+  const type = head[2]!;
+  const dim = head.readUInt16LE(4);
+  for (let at = 0; at < bytes.length; at += bytes.readUInt32LE(at + 12)) {
+    if (bytes[at + 3] !== KIND_ITEMS) continue;
+    const t = bytes[at + 2]!;
+    const d = bytes.readUInt16LE(at + 4);
+    if (t !== type || d !== dim) {
+      return `the list holds ${elementTypeByCode[type]} vectors of dimension ${dim}; the appended batch holds ${elementTypeByCode[t]} of dimension ${d}`;
+    }
+  }
+  return null;
 }
 
 /**

@@ -24,7 +24,7 @@ import { bounds, type Limits, versionAheadMsMax } from '../common/limits.js';
 import type { Random } from '../common/random.js';
 import { globMatch, resolveByteRange } from '../compute/index.js';
 import { Channel, TransportError, type NodeId, type Transport } from '../cluster/transport.js';
-import { type ItemBatchInput, ITEM_BATCH_HEADER_BYTES, appendMayBreakList, firstBatchBytes } from '../compute/vector-items.js';
+import { type ItemBatchInput, ITEM_BATCH_HEADER_BYTES, firstBatchBytes } from '../compute/vector-items.js';
 import { LiveItems, checkShape, finishSearch, listBatches } from '../compute/vector-search.js';
 import { type HybridClock, newestVersionMs } from '../storage/hlc.js';
 import { type KeyState, RecordKeyState } from '../storage/key-state.js';
@@ -707,7 +707,7 @@ export class Engine implements KvApi {
     this.checks.value(bytes);
     const admitted = this.beginWrite(ns, [key]);
     if (admitted) await admitted;
-    if (appendMayBreakList(bytes)) checkAppend(key, await this.valueHead(ns, key), bytes);
+    if (bytes.length > 0) checkAppend(key, await this.valueHead(ns, key), bytes);
     const [r] = await this.write(ns, [this.appendItem(ns, key, bytes)]);
     return r!.size;
   }
@@ -722,7 +722,7 @@ export class Engine implements KvApi {
     const admitted = this.beginWrite(ns, pairs.map((p) => p.key));
     if (admitted) await admitted;
     // Every pair is checked before any is written.
-    const heads = await Promise.all(pairs.map((p) => (appendMayBreakList(p.value) ? this.valueHead(ns, p.key) : null)));
+    const heads = await Promise.all(pairs.map((p) => (p.value.length > 0 ? this.valueHead(ns, p.key) : null)));
     checkAppends(pairs, (i) => heads[i]!);
     const results = await this.write(ns, pairs.map((p) => this.appendItem(ns, p.key, p.value)));
     return results.map((r) => r.size);

@@ -1,6 +1,6 @@
 /** Vector-list helpers shared by the coordinators: encoding a batch and reading items. */
 import { KvError, invalidArgument } from '../common/errors.js';
-import { appendBreaksList, encodeDeleteBatch, encodeItemBatch, FLOAT16_TABLE, type ItemBatchInput } from '../compute/vector-items.js';
+import { appendBreaksList, appendShapeMismatch, encodeDeleteBatch, encodeItemBatch, FLOAT16_TABLE, type ItemBatchInput } from '../compute/vector-items.js';
 import { LiveItems, itemVector, listBatches, liveItems } from '../compute/vector-search.js';
 import type { KvPair, VectorItem } from './api.js';
 
@@ -30,18 +30,21 @@ export function encodeDeletes(ids: Buffer[]): Buffer {
  * or its first batch), null when it holds none. Call it before writing.
  */
 export function checkAppend(key: Buffer, head: Buffer | null, bytes: Buffer): void {
-  if (!appendBreaksList(head, bytes)) return;
-  throw new KvError(
-    'WRONG_TYPE',
-    `key '${key.toString('utf8').slice(0, 64)}' holds a vector posting list; appending bytes that are not item batches would make it unreadable (use VADD and VDEL)`,
-  );
+  if (appendBreaksList(head, bytes)) {
+    throw new KvError(
+      'WRONG_TYPE',
+      `key '${key.toString('utf8').slice(0, 64)}' holds a vector posting list; appending bytes that are not item batches would make it unreadable (use VADD and VDEL)`,
+    );
+  }
+  const mismatch = appendShapeMismatch(head, bytes);
+  if (mismatch) throw invalidArgument(`key '${key.toString('utf8').slice(0, 64)}': ${mismatch} (search would skip them)`);
 }
 
 /**
  * `checkAppend` for every pair of a multi-append, all before anything is written (a refusal
  * refuses the whole call). `headOf(i)` reads the start of pair i's key's value as stored
  * before the call (it may return a view valid until the next read, and may skip the read,
- * returning null, for a pair that `appendMayBreakList` clears); a key with no value yet
+ * returning null, for an empty append); a key with no value yet
  * starts with the bytes the first earlier pair of the call appends to it.
  */
 export function checkAppends(pairs: readonly KvPair[], headOf: (i: number) => Buffer | null): void {
