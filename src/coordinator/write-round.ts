@@ -166,7 +166,9 @@ export class WriteRound {
     if (p.natural.length === 1 && p.failures.length === 1 && p.failures[0]!.error instanceof KvError) return p.failures[0]!.error;
     const details = p.failures.map((f) => f.why).join(', ');
     const own = p.needSelf && !p.selfAcked && p.acks >= p.need ? ", not this member's own copy, which is required" : '';
-    const message = `write needs ${p.need} of ${p.natural.length} replicas (${this.level}), ${p.acks} acknowledged${own}${details ? `: ${details}` : ''}`;
+    // Not acknowledged is not undone: the replicas that took it keep it (a later read may see it).
+    const kept = p.acks > 0 ? ' (those keep it: a later read may see it)' : '';
+    const message = `write needs ${p.need} of ${p.natural.length} replicas (${this.level}), ${p.acks} acknowledged${kept}${own}${details ? `: ${details}` : ''}`;
     if (codes.size === 1 && !codes.has('')) return new KvError((p.failures[0]!.error as KvError).code, message);
     return new KvError('QUORUM_NOT_MET', message);
   }
