@@ -91,3 +91,22 @@ test('a server needs neither the tools, the simulator nor any dev dependency', (
   assert.deepEqual(wrong, []);
   for (const tool of ['ioredis', 'etcd3', 'hdr-histogram-js']) assert.ok(dev.has(tool), `${tool} is a dev dependency (the load generator's)`);
 });
+
+test('no merge conflict left in the sources, tests, tools or documentation', () => {
+  const files = ['src', 'test', 'testing', 'tools', 'examples', 'docs'].flatMap((d) => {
+    const out: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of readdirSync(dir)) {
+        const p = path.join(dir, e);
+        if (statSync(p).isDirectory()) walk(p);
+        else if (/\.(ts|md|proto|py|sh|json)$/.test(p)) out.push(p);
+      }
+    };
+    walk(path.join(root, d));
+    return out;
+  });
+  files.push(path.join(root, 'README.md'), path.join(root, '.ci', 'run'));
+  assert.ok(files.length > 100, `found the files (${files.length})`);
+  const conflicted = files.filter((f) => /^(<<<<<<<|>>>>>>>) /m.test(readFileSync(f, 'utf8')));
+  assert.deepEqual(conflicted.map((f) => path.relative(root, f)), []);
+});
