@@ -119,7 +119,10 @@ const cases: [string, Case][] = [
       assert.equal(await kv.hdel(D, b('h:doc'), [b('a'), b('a'), b('nope')]), 1);
       assert.equal(await kv.hexists(D, b('h:doc'), b('a')), false);
       assert.equal(await kv.hexists(D, b('h:doc'), b('b')), true);
+      // An empty field name is a name like any other (as in Redis), on every replica.
+      assert.equal(await kv.hset(D, b('h:empty'), [{ key: b(''), value: b('nameless') }]), 1);
       await t.step();
+      assert.equal(str(await kv.hget(D, b('h:empty'), b(''))), 'nameless');
       assert.equal(await kv.del(D, [b('h:doc')]), 1);
       assert.equal(await kv.hlen(D, b('h:doc')), 0);
       assert.equal(await kv.get(D, b('h:doc')), null);

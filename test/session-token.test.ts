@@ -36,18 +36,18 @@ test('a client walks every kind of entry the server writes (delete, value, expir
   assert.equal(sessionTokenEntries(Buffer.concat([token, Buffer.of(0)])), null);
   assert.equal(sessionTokenEntries(Buffer.of(9, 0, 0)), null, 'another version');
   // What the client merges, the server reads back with the same floors.
-  const merged = mergeSessionTokens(tokenOf(['a']), token, defaultLimits.sessionTokenBytesMax);
+  const merged = mergeSessionTokens(tokenOf(['a']), token, Buffer.alloc(0), defaultLimits.sessionTokenBytesMax);
   const back = Session.decode(merged, defaultLimits);
   assert.deepEqual(back.floor('ns2', Buffer.from('b'))?.fields.get('title'), v(6));
   assert.deepEqual(back.floor('default', Buffer.from('a'))?.append?.version, v(4));
 });
 
-test('merging two full tokens keeps both calls\' own keys and the newest of the rest, within the byte bound; identical entries once', () => {
+test('merging two full tokens keeps both calls\' own keys and the newest of the rest, within the byte bound; entries the sent token held once', () => {
   const old = Array.from({ length: 300 }, (_, i) => `old:${i}`);
   const a = tokenOf([...old, 'A']);
   const b = tokenOf([...old, 'B']);
   const bytesMax = a.length + 20; // about as full as a token gets
-  const merged = mergeSessionTokens(a, b, bytesMax);
+  const merged = mergeSessionTokens(a, b, tokenOf(old), bytesMax);
   const keys = keysOf(merged);
   assert.ok(merged.length <= bytesMax);
   assert.deepEqual(keys.slice(-2), ['A', 'B'], 'the newest of each token last');
@@ -57,17 +57,35 @@ test('merging two full tokens keeps both calls\' own keys and the newest of the 
   // Different floors of one key both stay: the server joins them.
   const x1 = tokenOf(['k'], 100);
   const x2 = tokenOf(['k'], 200);
-  const both = mergeSessionTokens(x1, x2, 1000);
+  const both = mergeSessionTokens(x1, x2, Buffer.alloc(0), 1000);
   assert.deepEqual(keysOf(both), ['k', 'k']);
   assert.deepEqual(Session.decode(both, defaultLimits).floor('default', Buffer.from('k'))?.base, v(200));
 });
 
+test('many concurrent calls on a full token: every call\'s own key is kept, older shared keys make room', () => {
+  const old = Array.from({ length: 100 }, (_, i) => `old:${String(i).padStart(3, '0')}`);
+  const sent = tokenOf(old);
+  const bytesMax = sent.length + 8;
+  // Each reply: what was sent plus the call's own key (the server drops the oldest to fit).
+  const reply = (own: string) => tokenOf([...old, own], 100, bytesMax);
+  for (const calls of [3, 40, 150]) {
+    let token = reply('X0');
+    for (let i = 1; i < calls; i++) token = mergeSessionTokens(token, reply(`X${i}`), sent, bytesMax);
+    const keys = keysOf(token);
+    const own = keys.filter((k) => k.startsWith('X')).length;
+    assert.ok(token.length <= bytesMax);
+    // Up to a full token of own keys (all of them, when they fit).
+    assert.equal(own, Math.min(calls, keys.length), `${calls} calls: own keys kept ${own} of ${keys.length} entries`);
+    if (calls < keys.length) assert.ok(keys.includes('old:099') && !keys.includes('old:001'), 'then the newest shared keys');
+  }
+});
+
 test('a merge with an unreadable or empty token is the other reply\'s token', () => {
   const b = tokenOf(['b']);
-  assert.equal(mergeSessionTokens(Buffer.alloc(0), b, 1000), b);
-  assert.equal(mergeSessionTokens(Buffer.of(1, 0, 5), b, 1000), b);
+  assert.equal(mergeSessionTokens(Buffer.alloc(0), b, Buffer.alloc(0), 1000), b);
+  assert.equal(mergeSessionTokens(Buffer.of(1, 0, 5), b, Buffer.alloc(0), 1000), b);
   const junk = Buffer.of(1, 0, 1, 200);
-  assert.equal(mergeSessionTokens(b, junk, 1000), junk);
+  assert.equal(mergeSessionTokens(b, junk, Buffer.alloc(0), 1000), junk);
 });
 
 test('the floors of all connections of a member are bounded together: the least recently used of any connection go first; a closed connection keeps nothing', () => {
@@ -117,4 +135,18 @@ test('one connection past sessionKeysMax drops its own least recently used key, 
   assert.equal(pool.size, 10);
   assert.equal(s.floor('default', Buffer.from('k:14')), undefined);
   assert.ok(s.floor('default', Buffer.from('k:15')));
+});
+
+test('a member reads tokens up to four times its sessionTokenBytesMax (a client merging to a larger bound), and writes its own within it', () => {
+  const limits = { ...defaultLimits, sessionTokenBytesMax: 4096 };
+  const keys = Array.from({ length: 400 }, (_, i) => `key:${i}`);
+  const big = tokenOf(keys, 100, 4 * 4096);
+  assert.ok(big.length > 2 * 4096 && big.length <= 4 * 4096, `${big.length}`);
+  const s = Session.decode(big, limits);
+  assert.equal(s.size, 400);
+  const back = s.encode(limits.sessionTokenBytesMax);
+  assert.ok(back.length <= 4096);
+  assert.deepEqual(keysOf(back).slice(-2), ['key:398', 'key:399'], 'the most recent kept');
+  const tooBig = Buffer.concat([big, Buffer.alloc(4 * 4096 + 1 - big.length)]);
+  assert.throws(() => Session.decode(tooBig, limits), /session token is 16385 bytes, over 4 × limit 'sessionTokenBytesMax' \(4096\)/);
 });

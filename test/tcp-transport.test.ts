@@ -275,7 +275,7 @@ describe('tcp transport', { timeout: 15_000 }, () => {
     assert.equal(called, false);
   });
 
-  it('a stranger dialing in a loop cannot flood the log: refusals are logged at most inboundWarningsMax per window, then counted', async () => {
+  it('a stranger dialing in a loop cannot flood the log nor hide a member: refusals are logged at most inboundWarningsMax per window, then counted', async () => {
     let now = 1_000_000;
     const warnings: Record<string, unknown>[] = [];
     const logger = { debug: () => {}, info: () => {}, warn: (fields: Record<string, unknown>) => void warnings.push(fields) };
@@ -293,6 +293,17 @@ describe('tcp transport', { timeout: 15_000 }, () => {
     await refuse();
     assert.equal(warnings.length, bounds.inboundWarningsMax + 1);
     assert.equal(warnings.at(-1)!.suppressed, 30 - bounds.inboundWarningsMax, 'the next warning counts those left out');
+    // Strangers have used up their budget again; a member's trouble is still logged.
+    for (let i = 0; i < 30; i++) await refuse();
+    const before = warnings.length;
+    const member = await rawSocket(b.port);
+    const closed = framesUntilClose(member);
+    member.write(encodeFrame(FrameKind.handshake, 0, 0, encodeHandshake({ cluster: 'test', nodeId: 'member', nonce: Buffer.alloc(32) })));
+    member.write(encodeFrame(FrameKind.auth, 0, 0, Buffer.alloc(0))); // no secret on either side: an empty proof
+    member.write(u32(1024 * 1024 * 1024));
+    await closed;
+    assert.equal(warnings.length, before + 1);
+    assert.match(String(warnings.at(-1)!.peer), /node 'member'/);
   });
 
   it('closes a connection whose frame declares 1 GiB, without allocating it', async () => {

@@ -117,8 +117,11 @@ export function createRawKvClient(address: string, options: RawKvClientOptions =
           const r = response as { session_token?: Buffer };
           if (ours && r.session_token && r.session_token.length > 0) {
             // The reply's token is the one sent plus this call's keys: it replaces the client's
-            // unless another reply came back meanwhile (concurrent calls), then the two merge.
-            token = token === sentToken ? r.session_token : mergeSessionTokens(token, r.session_token, tokenBytesMax);
+            // unless another reply came back meanwhile (concurrent calls); then this call's
+            // keys are added to the client's token.
+            // A copy: the reply's token is a view into the whole reply message.
+            const reply = Buffer.from(r.session_token);
+            token = token === sentToken ? reply : mergeSessionTokens(token, reply, sentToken, tokenBytesMax);
           }
           if (keepSession) delete r.session_token;
           resolve(r);

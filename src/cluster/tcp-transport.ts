@@ -584,7 +584,7 @@ class Inbound {
       case FrameKind.oneWay:
         return this.onOneWay(frame);
       case FrameKind.fatal:
-        this.transport.warnInbound({ peer: this.describe(), reason: frame.payload.toString('utf8', 0, 512) }, 'internode peer closed the connection');
+        this.transport.warnInbound(this.peerId !== null, { peer: this.describe(), reason: frame.payload.toString('utf8', 0, 512) }, 'internode peer closed the connection');
         this.destroy();
         return;
       default:
@@ -673,7 +673,7 @@ class Inbound {
   fatal(reason: string): void {
     if (this.closing) return;
     this.closing = true;
-    this.transport.warnInbound({ peer: this.describe(), reason }, 'internode connection refused or closed');
+    this.transport.warnInbound(this.peerId !== null, { peer: this.describe(), reason }, 'internode connection refused or closed');
     this.handshakeTimer?.cancel();
     this.writer.discard();
     this.socket.end(encodeFrame(FrameKind.fatal, 0, 0, Buffer.from(reason, 'utf8')));
@@ -689,6 +689,29 @@ class Inbound {
     this.graceTimer?.cancel();
     this.writer.discard();
     this.transport.inboundClosed(this);
+  }
+}
+
+/** A count of warnings per window ('inboundWarningsMax' per 'inboundWarningWindowMs'). */
+class WarningBudget {
+  private windowStartMs = Number.NEGATIVE_INFINITY;
+  private inWindow = 0;
+  private suppressed = 0;
+
+  /** Null when this warning is left out (counted); else how many were left out before it. */
+  admit(nowMs: number): number | null {
+    if (nowMs - this.windowStartMs >= bounds.inboundWarningWindowMs) {
+      this.windowStartMs = nowMs;
+      this.inWindow = 0;
+    }
+    if (this.inWindow >= bounds.inboundWarningsMax) {
+      this.suppressed++;
+      return null;
+    }
+    this.inWindow++;
+    const n = this.suppressed;
+    this.suppressed = 0;
+    return n;
   }
 }
 
@@ -717,29 +740,20 @@ class TcpTransportImpl implements TcpTransport {
   private closed = false;
   private closing: Promise<void> | null = null;
   private boundPort = 0;
-  private warnWindowStartMs = Number.NEGATIVE_INFINITY;
-  private warnsInWindow = 0;
-  private warnsSuppressed = 0;
+  /** Warnings about strangers (not yet authenticated) and about members: one budget each. */
+  private readonly strangerWarnings = new WarningBudget();
+  private readonly memberWarnings = new WarningBudget();
 
   /**
    * Warns about an inbound connection refused or broken: at most `inboundWarningsMax` per
-   * `inboundWarningWindowMs`, so a stranger dialing in a loop cannot flood the log; the next
-   * warning logged says how many were left out (`suppressed`).
+   * `inboundWarningWindowMs` for connections that never authenticated, and as many for
+   * members, so a stranger dialing in a loop can neither flood the log nor hide a member's
+   * trouble; the next warning logged says how many were left out (`suppressed`).
    */
-  warnInbound(fields: Record<string, unknown>, message: string): void {
+  warnInbound(authenticated: boolean, fields: Record<string, unknown>, message: string): void {
     if (!this.logger) return;
-    const now = this.clock.nowMs();
-    if (now - this.warnWindowStartMs >= bounds.inboundWarningWindowMs) {
-      this.warnWindowStartMs = now;
-      this.warnsInWindow = 0;
-    }
-    if (this.warnsInWindow >= bounds.inboundWarningsMax) {
-      this.warnsSuppressed++;
-      return;
-    }
-    this.warnsInWindow++;
-    const suppressed = this.warnsSuppressed;
-    this.warnsSuppressed = 0;
+    const suppressed = (authenticated ? this.memberWarnings : this.strangerWarnings).admit(this.clock.nowMs());
+    if (suppressed === null) return;
     this.logger.warn(suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }
 

@@ -39,40 +39,29 @@ export function sessionTokenEntries(t: Buffer): Buffer[] | null {
 }
 
 /**
- * The merge of two tokens returned by concurrent calls (`b` the later reply), within
- * `bytesMax`. Each token holds its session's keys oldest first, the ones its call touched
- * last; the merge keeps the newest of both: entries are taken from the ends of the two
- * tokens alternately (so both calls' own keys come first), byte-identical entries once,
- * until `bytesMax` is reached: what falls off is the oldest. Two different entries of one
- * key both stay (the server joins them). When `a` cannot be read, `b` alone.
+ * The client's token once a call's reply comes back while others ran concurrently:
+ * `current` (what the client holds now) plus the entries of the call's `reply` that were not
+ * in the token it was `sent` with (the keys the call touched), as the most recent; the oldest
+ * entries go first when the result would exceed `bytesMax`. Two different entries of one key
+ * may both stay (the server joins them). When `current` cannot be read, `reply` alone.
  */
-export function mergeSessionTokens(a: Buffer, b: Buffer, bytesMax: number): Buffer {
-  const ea = sessionTokenEntries(a);
-  const eb = sessionTokenEntries(b);
-  if (!eb) return b;
-  if (!ea || ea.length === 0) return b;
-  const seen = new Set<string>();
-  const kept: Buffer[] = []; // newest first
+export function mergeSessionTokens(current: Buffer, reply: Buffer, sent: Buffer, bytesMax: number): Buffer {
+  const ec = sessionTokenEntries(current);
+  const er = sessionTokenEntries(reply);
+  if (!er) return reply;
+  if (!ec || ec.length === 0) return reply;
+  const id = (e: Buffer) => e.toString('latin1');
+  const before = new Set((sessionTokenEntries(sent) ?? []).map(id));
+  const fresh = er.filter((e) => !before.has(id(e)));
+  const freshIds = new Set(fresh.map(id));
+  const all = [...ec.filter((e) => !freshIds.has(id(e))), ...fresh]; // least recently used first
   let bytes = sessionTokenHeaderBytes;
-  let full = false;
-  for (let d = 1; d <= Math.max(ea.length, eb.length) && !full; d++) {
-    for (const e of [eb[eb.length - d], ea[ea.length - d]]) {
-      if (!e) continue;
-      const id = e.toString('latin1');
-      if (seen.has(id)) continue;
-      if (bytes + e.length > bytesMax || kept.length === 0xffff) {
-        full = true;
-        break;
-      }
-      seen.add(id);
-      kept.push(e);
-      bytes += e.length;
-    }
-  }
+  let from = all.length;
+  while (from > 0 && bytes + all[from - 1]!.length <= bytesMax && all.length - from < 0xffff) bytes += all[--from]!.length;
   const out = Buffer.allocUnsafe(bytes);
   out[0] = sessionTokenVersion;
-  out.writeUInt16BE(kept.length, 1);
+  out.writeUInt16BE(all.length - from, 1);
   let at = sessionTokenHeaderBytes;
-  for (let i = kept.length - 1; i >= 0; i--) at += kept[i]!.copy(out, at);
+  for (let i = from; i < all.length; i++) at += all[i]!.copy(out, at);
   return out;
 }

@@ -133,6 +133,12 @@ function entryBytes(ns: string, key: Buffer, floor: KeyFloor): number {
  */
 export class SessionFloorPool {
   private readonly lru = new Map<Entry, Session>();
+  /**
+   * Walks `lru` oldest first, kept across evictions: entries are added only at the end and
+   * everything it passed was evicted, so its next is always the oldest entry. (A fresh
+   * iterator per eviction would step over every deleted slot at the front each time.)
+   */
+  private cursor: IterableIterator<[Entry, Session]> = this.lru.entries();
   private used = 0;
 
   constructor(readonly bytesMax: number) {}
@@ -153,7 +159,12 @@ export class SessionFloorPool {
     this.lru.set(e, s);
     this.used += e.bytes;
     while (this.used > this.bytesMax) {
-      const [oldest, owner] = this.lru.entries().next().value!;
+      let next = this.cursor.next();
+      if (next.done) {
+        this.cursor = this.lru.entries();
+        next = this.cursor.next();
+      }
+      const [oldest, owner] = next.value!;
       owner.drop(oldest);
     }
   }
@@ -164,6 +175,8 @@ export class SessionFloorPool {
 }
 
 const tokenVersion = sessionTokenVersion;
+/** How many times 'sessionTokenBytesMax' a token read may be (see Session.decode). */
+export const sessionTokenTolerance = 4;
 // Clients walk tokens with common/session-token.ts's sizes: they must be the storage's.
 if (sessionTokenVersionBytes !== versionBytes || sessionTokenOpIdBytes !== opIdBytes) throw new Error('session token frame sizes disagree with the storage');
 const emptyToken = Buffer.alloc(0);
@@ -186,6 +199,8 @@ export class Session {
 
   /** Set by `release`: the session's connection is gone, nothing more is kept. */
   private released = false;
+  /** Walks `floors` oldest first for evictions past keysMax (see SessionFloorPool.cursor). */
+  private cursor: IterableIterator<Entry> = this.floors.values();
 
   /** Keys with a floor. */
   get size(): number {
@@ -206,8 +221,18 @@ export class Session {
     const joined = had ? joinFloors(had.floor, floor) : floor;
     const e: Entry = { ns, key: had?.key ?? Buffer.from(key), floor: joined, id, bytes: entryBytes(ns, key, joined) };
     this.floors.set(id, e);
-    if (this.floors.size > this.keysMax) this.drop(this.floors.values().next().value!);
-    this.pool?.touch(this, e, had);
+    if (this.floors.size > this.keysMax) {
+      let next = this.cursor.next();
+      if (next.done) {
+        this.cursor = this.floors.values();
+        next = this.cursor.next();
+      }
+      this.drop(next.value!);
+    }
+    if (this.pool) {
+      if (this.floors.get(id) === e) this.pool.touch(this, e, had);
+      else if (had) this.pool.remove(had);
+    }
   }
 
   /** Forgets one floor (the session's oldest, or the pool's). */
@@ -252,8 +277,13 @@ export class Session {
     const s = new Session(limits.sessionKeysMax, null);
     if (token.length === 0) return s;
     const bad = (why: string) => new KvError('INVALID_ARGUMENT', `session token is malformed: ${why}`);
-    if (token.length > limits.sessionTokenBytesMax) {
-      throw new KvError('INVALID_ARGUMENT', `session token is ${token.length} bytes, over limit 'sessionTokenBytesMax' (${limits.sessionTokenBytesMax})`);
+    // Tokens this member writes fit 'sessionTokenBytesMax'; a client that merged concurrent
+    // replies' tokens to its own (default) bound may send more, up to four times that.
+    if (token.length > sessionTokenTolerance * limits.sessionTokenBytesMax) {
+      throw new KvError(
+        'INVALID_ARGUMENT',
+        `session token is ${token.length} bytes, over ${sessionTokenTolerance} × limit 'sessionTokenBytesMax' (${limits.sessionTokenBytesMax})`,
+      );
     }
     if (token[0] !== tokenVersion) throw bad(`version ${token[0]}`);
     if (token.length < 3) throw bad('truncated');

@@ -249,7 +249,9 @@ export function decodeSearchReply(buf: Buffer, limits: ProtocolLimits): SearchRe
 /**
  * A written delta holds only what a client could have written: each value, append and field
  * value within 'valueBytesMax', field names within 'fieldBytesMax', an expiry time that is a
- * time. (A merged record a read repair sends is made of such parts too.)
+ * time. (A merged record a read repair sends is made of such parts too.) So members must
+ * agree on those two limits: a member configured lower refuses the larger parts the others
+ * hold, and their repairs and hints to it fail.
  */
 function checkDelta(d: Record, limits: ProtocolLimits): Record {
   const over = (what: string, n: number, name: string, max: number) => protocolError(`${what} is ${n} bytes, over limit '${name}' (${max})`);
@@ -258,7 +260,7 @@ function checkDelta(d: Record, limits: ProtocolLimits): Record {
     if (a.bytes.length > limits.valueBytesMax) throw over('append', a.bytes.length, 'valueBytesMax', limits.valueBytesMax);
   }
   for (const [name, f] of d.fields) {
-    if (name.length === 0 || name.length > limits.fieldBytesMax) throw protocolError(`field name of ${name.length} bytes (1 to 'fieldBytesMax' ${limits.fieldBytesMax})`);
+    if (name.length > limits.fieldBytesMax) throw over('field name', name.length, 'fieldBytesMax', limits.fieldBytesMax);
     if (f.value && f.value.length > limits.valueBytesMax) throw over('field value', f.value.length, 'valueBytesMax', limits.valueBytesMax);
   }
   if (d.expiry && !(Number.isFinite(d.expiry.atMs) && d.expiry.atMs >= 0)) throw protocolError(`expiry time ${d.expiry.atMs} is not a time`);
