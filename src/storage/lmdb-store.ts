@@ -1148,7 +1148,15 @@ export class LmdbStore {
     // lmdb-js's close waits for its last transaction's flush, which never comes when that
     // commit failed; an empty transaction writes nothing (it commits on a full disk too) and
     // settles it.
-    await this.env.transaction(() => {}).catch(() => {});
+    if (this.syncCommits) {
+      try {
+        this.env.transactionSync(() => {});
+      } catch {
+        // a full disk: the close below still releases the files
+      }
+    } else {
+      await this.env.transaction(() => {}).catch(() => {});
+    }
     await this.env.close();
   }
 }
