@@ -45,3 +45,10 @@ test('a seed replays exactly: same trace, same outcome (members on LMDB and cloc
   const c = await runClusterSim(4243, { durationMs: 5_000 });
   assert.notEqual(a.traceDigest, c.traceDigest, 'another seed is another run');
 });
+
+test('seed 9009: an LMDB member restarted soon after its crash reopens its files (the close had settled; it once hung here)', { timeout: 60_000 }, async () => {
+  const r = await runClusterSim(9009, { durationMs: 20_000, nodes: 5 });
+  assert.deepEqual(r.lmdbMembers, ['n1', 'n2']);
+  assert.ok(r.faults.some((f) => /restart n[12]\b/.test(f)), `an LMDB member restarted (${r.faults.join('; ')})`);
+  assert.ok(r.ok, r.violations.join('\n'));
+});
