@@ -61,6 +61,18 @@ test('APPEND of well-formed batches of another element type or dimension than th
     assert.equal(await redis.call('VCARD', 'fresh'), 1);
   }));
 
+test('single node: an APPEND of raw bytes issued while the VADD that starts the list is not yet committed is refused (check and append are one transaction)', () =>
+  withLocalServer(async (_redis, kv) => {
+    const [added, appended] = await Promise.allSettled([
+      kv.vadd('default', b('racing'), { type: 'uint8', dim: 2, items: [{ id: b('a'), vector: [0, 1] }] }),
+      kv.append('default', b('racing'), b('oops')),
+    ]);
+    assert.equal(added.status, 'fulfilled');
+    assert.equal(appended.status, 'rejected');
+    assert.ok(isWrongType('racing')((appended as PromiseRejectedResult).reason));
+    assert.equal(await kv.vcard('default', b('racing')), 1, 'the list is whole');
+  }));
+
 test('SET of a list value then APPEND of raw bytes is refused, and so is an emptied list; APPEND to other values works as before', () =>
   withLocalServer(async (redis) => {
     await redis.set('copied', batch('x', 'y'));

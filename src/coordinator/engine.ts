@@ -561,14 +561,17 @@ export class Engine implements KvApi {
   private async update<T>(ns: string, key: Buffer, decide: (s: KeyState) => Decision<T>, readLevel: Level = this.consistency.write): Promise<T> {
     const admitted = this.beginWrite(ns, [key]);
     if (admitted) await admitted;
-    const replicas = this.replicasOf(ns, key);
-    if (replicas.length === 1 && replicas[0] === this.self && this.localCovers(ns, key)) {
-      return this.store.update(ns, key, this.clock.nowMs(), decide);
-    }
+    if (this.soleReplica(ns, key)) return this.store.update(ns, key, this.clock.nowMs(), decide);
     const [current] = await this.readRecords(ns, [key], readLevel);
     const d = decide(new RecordKeyState(current!, this.clock.nowMs()));
     if (d.delta) await this.replicate([{ ns, key, delta: d.delta }], this.consistency.write);
     return d.reply;
+  }
+
+  /** True when this member is the key's only replica and its copy covers the session: it alone decides. */
+  private soleReplica(ns: string, key: Buffer): boolean {
+    const replicas = this.replicasOf(ns, key);
+    return replicas.length === 1 && replicas[0] === this.self && this.localCovers(ns, key);
   }
 
   /** A blind write of one delta per key; resolves with the replicas' results. */
@@ -688,13 +691,7 @@ export class Engine implements KvApi {
    */
   private async valueHead(ns: string, key: Buffer): Promise<Buffer | null> {
     try {
-      return await this.readKey(ns, key, (s) => {
-        const size = s.size();
-        if (size === 0) return null;
-        const header = s.range(0, Math.min(size, ITEM_BATCH_HEADER_BYTES));
-        const n = firstBatchBytes(header);
-        return n === 0 ? Buffer.from(header) : s.range(0, Math.min(size, n));
-      });
+      return await this.readKey(ns, key, headOf);
     } catch (err) {
       if (err instanceof KvError && err.retryable) return null;
       throw err;
@@ -707,7 +704,17 @@ export class Engine implements KvApi {
     this.checks.value(bytes);
     const admitted = this.beginWrite(ns, [key]);
     if (admitted) await admitted;
-    if (bytes.length > 0) checkAppend(key, await this.valueHead(ns, key), bytes);
+    if (bytes.length > 0) {
+      // The key's only replica checks and appends in one transaction: a VADD that starts the
+      // list and is not yet committed is seen.
+      if (this.soleReplica(ns, key)) {
+        return this.store.update(ns, key, this.clock.nowMs(), (s) => {
+          checkAppend(key, headOf(s), bytes);
+          return { delta: this.appendItem(ns, key, bytes).delta, reply: s.size() + bytes.length };
+        });
+      }
+      checkAppend(key, await this.valueHead(ns, key), bytes);
+    }
     const [r] = await this.write(ns, [this.appendItem(ns, key, bytes)]);
     return r!.size;
   }
@@ -1033,4 +1040,13 @@ function asKvError(err: unknown, node: NodeId): unknown {
 
 function printable(key: Buffer): string {
   return key.toString('utf8').slice(0, 64);
+}
+
+/** The start of a value for the APPEND guard: its first batch when it starts like one, else its first bytes; null without a value. */
+function headOf(s: KeyState): Buffer | null {
+  const size = s.size();
+  if (size === 0) return null;
+  const header = s.range(0, Math.min(size, ITEM_BATCH_HEADER_BYTES));
+  const n = firstBatchBytes(header);
+  return n === 0 ? Buffer.from(header) : s.range(0, Math.min(size, n));
 }

@@ -356,26 +356,6 @@ export class LmdbStore {
     return true;
   }
 
-  /**
-   * The value's first non-empty stored piece, as a view valid until the next read of this
-   * store (no copy), or null when the key holds no value: what APPEND reads to tell whether
-   * the value is a posting list (its first batch is whole in its first piece).
-   */
-  firstValuePiece(nsId: number, key: Buffer, nowMs: number): Buffer | null {
-    const raw = this.records.getBinaryFast(this.scratchKey(nsId, key));
-    if (raw === undefined || !headerHasValue(raw)) return null;
-    const at = headerExpireAt(raw);
-    if (at > 0 && nowMs > at) return null;
-    const inline = headerInline(raw);
-    if (inline) return inline;
-    const prefix = ownerPrefix(nsId, key);
-    for (const k of this.segments.getKeys({ start: prefix, end: prefixEnd(prefix) })) {
-      const piece = entryPayload(this.segments.getBinaryFast(k)!);
-      if (piece.length > 0) return piece;
-    }
-    return null;
-  }
-
   /** Bytes [start, end) of the value, reading only the entries that overlap. */
   getValueRange(nsId: number, key: Buffer, start: number, end: number, nowMs: number): Buffer {
     const raw = this.records.get(recordKey(nsId, key));
