@@ -60,6 +60,7 @@ import type {
   VectorSearchResult,
 } from './api.js';
 import { type ReadAnswer, ReadRound } from './read-round.js';
+import { required } from './quorum.js';
 import { ReplicaTracker } from './replica-tracker.js';
 import { type KeyFloor, Session, SessionFloorPool, covers, floorOf, floorVersions } from './session.js';
 import { InputChecks, expiryConditionHolds } from './validate.js';
@@ -515,10 +516,22 @@ export class Engine implements KvApi {
     this.checkReadable();
     this.checks.namespace(ns);
     this.checks.key(key);
-    if (this.consistency.read === 'ONE' && this.holds(ns, key) && this.localCovers(ns, key)) {
+    if (this.answersLocally(ns, key)) {
       return compute(this.store.state(ns, key, this.clock.nowMs()));
     }
     return this.readRecords(ns, [key], this.consistency.read).then(([r]) => compute(new RecordKeyState(r!, this.clock.nowMs())));
+  }
+
+  /**
+   * True when this member's copy alone answers a read of the key: it is a replica, one answer
+   * meets the read level (ONE, or any level on a key with one replica, as on a single node),
+   * and the copy covers the session's floor.
+   */
+  private answersLocally(ns: string, key: Buffer): boolean {
+    if (this.solo) return true;
+    const replicas = this.replicasOf(ns, key);
+    if (!replicas.includes(this.self) || required(this.consistency.read, replicas.length) !== 1) return false;
+    return this.localCovers(ns, key);
   }
 
   /** True when the local copy covers the session's floor of the key (no floor: true). */
@@ -535,12 +548,11 @@ export class Engine implements KvApi {
     this.checks.namespace(ns);
     for (const k of keys) this.checks.key(k);
     const now = this.clock.nowMs();
-    const one = this.consistency.read === 'ONE';
     const out: T[] = new Array(keys.length);
     const remote: number[] = [];
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i]!;
-      if (one && this.holds(ns, k) && this.localCovers(ns, k)) out[i] = compute(this.store.state(ns, k, now));
+      if (this.answersLocally(ns, k)) out[i] = compute(this.store.state(ns, k, now));
       else remote.push(i);
     }
     if (remote.length === 0) return out;
@@ -589,7 +601,7 @@ export class Engine implements KvApi {
     this.checkReadable();
     this.checks.namespace(ns);
     this.checks.key(key);
-    if (this.consistency.read === 'ONE' && this.holds(ns, key) && this.localCovers(ns, key)) {
+    if (this.answersLocally(ns, key)) {
       this.store.readValueInto(ns, key, this.clock.nowMs(), sink);
       return undefined;
     }
