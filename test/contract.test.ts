@@ -232,6 +232,8 @@ const cases: [string, Case][] = [
       await rejectsWith(t, kv.set(D, b('l:k'), Buffer.alloc(valueBytesMax + 1)), 'VALUE_TOO_LARGE', /over limit 'valueBytesMax'/);
       await rejectsWith(t, kv.append(D, b('l:k'), Buffer.alloc(valueBytesMax + 1)), 'VALUE_TOO_LARGE', /valueBytesMax/);
       await rejectsWith(t, kv.hset(D, b('l:k'), [{ key: Buffer.alloc(fieldBytesMax + 1, 0x66), value: b('v') }]), 'FIELD_TOO_LARGE', /fieldBytesMax/);
+      await rejectsWith(t, kv.hdel(D, b('l:k'), [Buffer.alloc(fieldBytesMax + 1, 0x66)]), 'FIELD_TOO_LARGE', /fieldBytesMax/);
+      await rejectsWith(t, kv.hdel(D, b('l:k'), []), 'INVALID_ARGUMENT', /no fields given|wrong number of arguments/);
       await rejectsWith(t, kv.del(D, Array.from({ length: batchKeysMax + 1 }, (_, i) => b(`l:${i}`))), 'BATCH_TOO_LARGE', new RegExp(`over limit 'batchKeysMax' \\(${batchKeysMax}\\)`));
       await rejectsWith(t, kv.set(D, b('l:k'), b('v'), { ttlMs: -5 }), 'INVALID_ARGUMENT', /invalid expire time/);
       assert.equal(await kv.exists(D, b('l:k')), false, 'no refused write left anything behind');

@@ -837,6 +837,8 @@ export class Engine implements KvApi {
     this.checks.namespace(ns);
     this.checks.key(key);
     this.checks.batch(fields.length, 'field delete');
+    if (fields.length === 0) throw invalidArgument('no fields given');
+    for (const f of fields) this.checks.field(f);
     const admitted = this.beginWrite(ns, [key]);
     if (admitted) await admitted;
     const version = this.version();

@@ -4,9 +4,8 @@
  * crash (the object outlives the node's transport and timers), like a disk would.
  */
 import { KvError } from '../common/errors.js';
-import { newestVersionMs } from '../storage/hlc.js';
 import type { NodeId } from '../cluster/transport.js';
-import { type Record, compareSegments, emptyRecord, expire, merge, preferredPayload, view } from '../storage/record.js';
+import { type Record, compareSegments, emptyRecord, expire, expiryAsOfMs, merge, preferredPayload, view } from '../storage/record.js';
 import type { SegmentPruner } from '../storage/pruner.js';
 import { vectorItemPruner } from '../compute/vector-items.js';
 import type { PruneResult } from './store.js';
@@ -54,7 +53,7 @@ export class MemoryReplicaStore implements ReplicaStore {
       const vb = view(before, nowMs);
       const taken = this.refuseForeignPayloads(before, copyRecord(delta));
       // Expired as of the write's own time (see LmdbStore.apply).
-      const after = merge(expire(before, newestVersionMs(taken) || nowMs), taken);
+      const after = merge(expire(before, expiryAsOfMs(taken, nowMs)), taken);
       m.set(id, { key: Buffer.from(key), record: after });
       if (this.needsPrune(before, after, taken)) this.pruneQueue.add(`${ns}\u0000${id}`);
       const va = view(after, nowMs);

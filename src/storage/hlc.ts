@@ -1,5 +1,5 @@
-import { type Version, logicalPerMs, versionMs } from './version.js';
-import type { Record } from './record.js';
+import { type Version, logicalPerMs, tsMs, versionMs } from './version.js';
+import { type Record, newestTs } from './record.js';
 
 /** Wall time source; injected so tests and the simulator control time. */
 export interface Clock {
@@ -59,7 +59,7 @@ export class HybridClock {
   /** Moves past a timestamp read from this node's own disk (no bound: it was ours). */
   observeStored(ts: number): void {
     if (ts > this.lastTs) this.lastTs = ts;
-    const ms = Math.floor(ts / logicalPerMs);
+    const ms = tsMs(ts);
     if (ms > this.storedMs) this.storedMs = ms;
   }
 
@@ -87,13 +87,7 @@ export class HybridClock {
   }
 }
 
-/** The newest version in a record or delta (null when it holds none). */
+/** Wall ms of the newest version in a record or delta (0 when it holds none). */
 export function newestVersionMs(r: Record): number {
-  let ts = 0;
-  if (r.tomb && r.tomb.ts > ts) ts = r.tomb.ts;
-  if (r.base && r.base.version.ts > ts) ts = r.base.version.ts;
-  if (r.expiry && r.expiry.version.ts > ts) ts = r.expiry.version.ts;
-  for (const s of r.appends) if (s.version.ts > ts) ts = s.version.ts;
-  for (const f of r.fields.values()) if (f.version.ts > ts) ts = f.version.ts;
-  return Math.floor(ts / logicalPerMs);
+  return tsMs(newestTs(r));
 }

@@ -19,8 +19,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { KvError, overloaded } from '../common/errors.js';
 import { DiskSpace } from './disk-space.js';
-import { type Record, type Segment, preferredPayload } from './record.js';
-import { newestVersionMs } from './hlc.js';
+import { type Record, type Segment, expiryAsOfMs, newestTs, preferredPayload } from './record.js';
 import type { SegmentPruner } from './pruner.js';
 import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion, readVersion } from './version.js';
 import {
@@ -664,12 +663,10 @@ export class LmdbStore {
     const sizeBefore = h.size;
     const prefix = ownerPrefix(nsId, key);
 
-    // An expiry whose time has passed becomes a tombstone before anything else applies. "Passed"
-    // is judged by the write's own version (a write stamped after the expiry sees the key
-    // gone), not by this replica's clock, which may run ahead: converting early would stamp a
-    // tombstone newer than a write that refreshed the key in time. The sweeper's empty delta
-    // carries no version: it passes the time itself (see sweepExpired).
-    const asOfMs = delta === emptyDelta ? nowMs : newestVersionMs(delta);
+    // An expiry whose time has passed becomes a tombstone before anything else applies, judged
+    // as of the write's own version (expiryAsOfMs): a replica's clock running ahead would stamp
+    // a tombstone newer than a write that refreshed the key in time.
+    const asOfMs = expiryAsOfMs(delta, nowMs);
     if (h.expireAtMs > 0 && asOfMs > h.expireAtMs) this.cover(h, nsId, key, prefix, expiryTombVersion(h.expireAtMs), true);
     if (delta.tomb && isNewer(delta.tomb, h.tomb)) this.cover(h, nsId, key, prefix, delta.tomb, true);
     if (delta.base && isNewer(delta.base.version, h.baseVersion) && isNewer(delta.base.version, h.tomb)) {
@@ -711,12 +708,7 @@ export class LmdbStore {
   }
 
   private noteVersions(delta: Record): void {
-    let ts = this.txnStats.hlcTs;
-    if (delta.tomb && delta.tomb.ts > ts) ts = delta.tomb.ts;
-    if (delta.base && delta.base.version.ts > ts) ts = delta.base.version.ts;
-    if (delta.expiry && delta.expiry.version.ts > ts) ts = delta.expiry.version.ts;
-    for (const s of delta.appends) if (s.version.ts > ts) ts = s.version.ts;
-    for (const f of delta.fields.values()) if (f.version.ts > ts) ts = f.version.ts;
+    const ts = Math.max(this.txnStats.hlcTs, newestTs(delta));
     if (ts !== this.txnStats.hlcTs) {
       this.txnStats.hlcTs = ts;
       this.statsDirty = true;

@@ -13,7 +13,7 @@
  * `expiry`, an APPEND one with a single segment, and so on. `merge` is commutative,
  * associative and idempotent; the LMDB store applies deltas with the same result.
  */
-import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion } from './version.js';
+import { type Version, compareVersions, expiryTombVersion, isNewer, maxVersion, tsMs } from './version.js';
 
 export const opIdBytes = 16;
 
@@ -150,4 +150,25 @@ export function view(record: Record, nowMs: number): RecordView {
     fields,
     expireAtMs: r.expiry?.atMs ?? 0,
   };
+}
+
+/** The newest version timestamp in a record or delta (0 when it holds none). */
+export function newestTs(r: Record): number {
+  let ts = 0;
+  if (r.tomb && r.tomb.ts > ts) ts = r.tomb.ts;
+  if (r.base && r.base.version.ts > ts) ts = r.base.version.ts;
+  if (r.expiry && r.expiry.version.ts > ts) ts = r.expiry.version.ts;
+  for (const s of r.appends) if (s.version.ts > ts) ts = s.version.ts;
+  for (const f of r.fields.values()) if (f.version.ts > ts) ts = f.version.ts;
+  return ts;
+}
+
+/**
+ * The time a stored expiry is judged at when `delta` applies: the delta's own newest version
+ * (a write stamped after the expiry sees the key gone), not the replica's clock, which may
+ * run ahead. A delta with no version (the sweeper's) passes the time itself.
+ */
+export function expiryAsOfMs(delta: Record, nowMs: number): number {
+  const ts = newestTs(delta);
+  return ts === 0 ? nowMs : tsMs(ts);
 }

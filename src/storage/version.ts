@@ -49,5 +49,10 @@ export function expiryTombVersion(atMs: number): Version {
 
 /** Wall-clock milliseconds of a version. */
 export function versionMs(v: Version): number {
-  return Math.floor(v.ts / logicalPerMs);
+  return tsMs(v.ts);
+}
+
+/** Wall-clock milliseconds of a version timestamp. */
+export function tsMs(ts: number): number {
+  return Math.floor(ts / logicalPerMs);
 }
