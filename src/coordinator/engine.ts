@@ -179,11 +179,6 @@ export class Engine implements KvApi {
     return copy;
   }
 
-  /** The levels in force for this view. */
-  get levels(): Consistency {
-    return this.consistency;
-  }
-
   // ------------------------------------------------------------------ placement
 
   private replicasOf(ns: string, key: Buffer): readonly NodeId[] {
@@ -358,7 +353,7 @@ export class Engine implements KvApi {
 
   private noteWrites(items: readonly ApplyItem[]): void {
     const s = this.session;
-    if (!s || (this.solo && s.pinnedTo === this.self)) return;
+    if (!s || this.solo) return; // a single node's copy holds everything any session saw
     for (const it of items) if (this.tracks(it.ns, it.key)) s.note(it.ns, it.key, floorOf(it.delta));
   }
 
@@ -587,7 +582,7 @@ export class Engine implements KvApi {
   }
 
   /** A blind write of one delta per key; resolves with the replicas' results. */
-  private write(ns: string, items: ApplyItem[]): Promise<ApplyResult[]> {
+  private write(items: ApplyItem[]): Promise<ApplyResult[]> {
     return this.replicate(items, this.consistency.write);
   }
 
@@ -652,7 +647,7 @@ export class Engine implements KvApi {
     if (!condition && !returnOld) {
       const admitted = this.beginWrite(ns, [key]);
       if (admitted) await admitted;
-      await this.write(ns, [{ ns, key, delta: delta() }]);
+      await this.write([{ ns, key, delta: delta() }]);
       return { written: true };
     }
     return this.update<SetResult>(ns, key, (s) => {
@@ -685,7 +680,7 @@ export class Engine implements KvApi {
       delta.expiry = { version, atMs: options.ttlMs ? now + options.ttlMs : 0 };
       return { ns, key: p.key, delta };
     });
-    await this.write(ns, items);
+    await this.write(items);
   }
 
   private appendItem(ns: string, key: Buffer, bytes: Buffer): ApplyItem {
@@ -727,7 +722,7 @@ export class Engine implements KvApi {
       }
       checkAppend(key, await this.valueHead(ns, key), bytes);
     }
-    const [r] = await this.write(ns, [this.appendItem(ns, key, bytes)]);
+    const [r] = await this.write([this.appendItem(ns, key, bytes)]);
     return r!.size;
   }
 
@@ -743,7 +738,7 @@ export class Engine implements KvApi {
     // Every pair is checked before any is written.
     const heads = await Promise.all(pairs.map((p) => (p.value.length > 0 ? this.valueHead(ns, p.key) : null)));
     checkAppends(pairs, (i) => heads[i]!);
-    const results = await this.write(ns, pairs.map((p) => this.appendItem(ns, p.key, p.value)));
+    const results = await this.write(pairs.map((p) => this.appendItem(ns, p.key, p.value)));
     return results.map((r) => r.size);
   }
 
@@ -755,7 +750,7 @@ export class Engine implements KvApi {
     const admitted = this.beginWrite(ns, unique);
     if (admitted) await admitted;
     const tomb = this.version();
-    const results = await this.write(ns, unique.map((key) => ({ ns, key, delta: { ...emptyRecord(), tomb } })));
+    const results = await this.write(unique.map((key) => ({ ns, key, delta: { ...emptyRecord(), tomb } })));
     return results.filter((r) => r.wasLive).length;
   }
 
@@ -816,7 +811,7 @@ export class Engine implements KvApi {
     if (admitted) await admitted;
     const delta = emptyRecord();
     for (const f of fields) delta.fields.set(f.key.toString('latin1'), { version: this.version(), value: f.value });
-    const [r] = await this.write(ns, [{ ns, key, delta }]);
+    const [r] = await this.write([{ ns, key, delta }]);
     return r!.fieldsAdded;
   }
 
@@ -844,7 +839,7 @@ export class Engine implements KvApi {
     const version = this.version();
     const delta = emptyRecord();
     for (const f of fields) delta.fields.set(f.toString('latin1'), { version, value: null });
-    const [r] = await this.write(ns, [{ ns, key, delta }]);
+    const [r] = await this.write([{ ns, key, delta }]);
     return r!.fieldsRemoved;
   }
 

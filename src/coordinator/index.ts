@@ -12,10 +12,8 @@ import { soloView } from './view.js';
 
 export type * from './api.js';
 export { Engine, type EngineOptions, type EngineCounters } from './engine.js';
-export { type ClusterView, soloView } from './view.js';
-export { required } from './quorum.js';
-export { Session, type KeyFloor, covers, floorOf } from './session.js';
-export { ReplicaTracker } from './replica-tracker.js';
+export type { ClusterView } from './view.js';
+export { Session, type KeyFloor } from './session.js';
 
 export interface LocalKvOptions {
   path: string;

@@ -1,8 +1,7 @@
 /**
  * One read round, as a pure state machine: which replicas to ask for each key, when a key is
  * answered, and the merged record. The shell (engine.ts) sends what `next` returns, feeds
- * back `answer` / `fail`, and repeats until `done`. Tested as a transcript in
- * test/rounds.test.ts.
+ * back `answer` / `fail`, and repeats until `done`. Transcripts: test/rounds.test.ts.
  *
  * - A key needs `required(level, N)` answers, from its replicas in the order given (this
  *   member first, then by load: see ReplicaTracker). A replica that fails is replaced by

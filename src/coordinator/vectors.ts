@@ -80,17 +80,6 @@ export function vaddSegment(key: Buffer, live: LiveItems, batchBytes: Buffer): {
   return { bytes, count: live.count };
 }
 
-/** The live items of a list (ids only; the pieces must stay readable while it is used). */
-export function liveSet(key: Buffer, pieces: Buffer[] | null): LiveItems {
-  const set = new LiveItems();
-  if (pieces) for (const b of listBatches(key, pieces)) set.add(b);
-  return set;
-}
-
-export function itemCount(key: Buffer, pieces: Buffer[] | null): number {
-  return pieces ? liveItems(listBatches(key, pieces)).length : 0;
-}
-
 /** Items start..stop, inclusive, negative from the end (LRANGE semantics). */
 export function itemRange(
   key: Buffer,

@@ -2,7 +2,7 @@
  * One write round, as a pure state machine (no I/O, no time): which replicas each item goes
  * to, who keeps hints, and when the level is met. The coordinator's shell (engine.ts) sends
  * `sends`, feeds back `ack` / `fail`, stores the hints `fail` returns, and settles on
- * `outcome`. Tested as a transcript in test/rounds.test.ts.
+ * `outcome`. Transcripts: test/rounds.test.ts.
  *
  * - Each item goes to its N natural replicas. A replica known to be down is replaced by the
  *   next live member outside the list, which keeps the write as a durable hint for it
@@ -80,16 +80,14 @@ export class WriteRound {
     const own = new Map<NodeId, number[]>();
     natural.forEach((replicas, i) => {
       let spare: NodeId[] | null = null;
-      const used = new Set(replicas);
       for (const r of replicas) {
         if (r === self || isAlive(r)) {
           add(r, '', i);
           continue;
         }
-        spare ??= fallbacks(i).filter((m) => !used.has(m) && (m === self || isAlive(m)));
+        spare ??= fallbacks(i).filter((m) => !replicas.includes(m) && (m === self || isAlive(m)));
         const fb = spare.shift();
         if (fb !== undefined) {
-          used.add(fb);
           add(fb, r, i);
           this.sloppy++;
         } else {

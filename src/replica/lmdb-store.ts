@@ -9,7 +9,6 @@ import type { ListSource } from '../compute/vector-search.js';
 import type { PruneResult } from './store.js';
 import type { ApplyItem, ApplyResult, Decision, HintBatch, ReplicaStore, ValueSink } from './store.js';
 import { WireReader, WireWriter } from './wire.js';
-import { compactNow } from './store.js';
 
 /** Storage figures of a node, for metrics and INFO. */
 export interface StoreStats {
@@ -180,11 +179,6 @@ export class LmdbReplicaStore implements ReplicaStore {
   /** Deletes up to `max` expired keys; the node calls it from a timer. */
   sweepExpired(nowMs: number, max: number): Promise<number> {
     return this.store.sweepExpired(nowMs, max);
-  }
-
-  /** Compacts now: the named lists and every record already queued. */
-  compact(ns: string, keys: Buffer[]): Promise<PruneResult> {
-    return compactNow(this, ns, keys);
   }
 
   /** Storage figures for metrics and INFO. */

@@ -226,12 +226,6 @@ export class MemoryReplicaStore implements ReplicaStore {
     return { records: due.length, bytesFreed };
   }
 
-  /** Every stored record of a namespace (for the simulator's convergence checker). */
-  dump(ns: string): Map<string, Record> {
-    const out = new Map<string, Record>();
-    for (const [id, e] of this.data.get(ns) ?? []) out.set(id, e.record);
-    return out;
-  }
 }
 
 function idBuffer(id: number): Buffer {
