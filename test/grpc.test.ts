@@ -691,7 +691,7 @@ function recordingLevels(kv: KvApi, calls: string[], levels = 'default'): KvApi 
       }
       // Every call opens its session on the level's view: the calls on it are what is recorded.
       if (property === 'withSession') return (session: Session) => recordingLevels(target.withSession(session), calls, levels);
-      if (property === 'newSession') return (pinned: boolean) => target.newSession(pinned);
+      if (property === 'newSession') return () => target.newSession();
       const member = Reflect.get(target, property, receiver) as unknown;
       if (typeof member !== 'function') return member;
       return (...args: unknown[]) => {

@@ -227,7 +227,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
       // Each client keeps one session (a connection) per member and life of that member.
       const sessionKey = `${c}/${node.id}/${epoch}`;
       let kv = sessions.get(sessionKey);
-      if (!kv) sessions.set(sessionKey, (kv = node.coordinator.withSession(node.coordinator.newSession(true))));
+      if (!kv) sessions.set(sessionKey, (kv = node.coordinator.withSession(node.coordinator.newSession())));
       const op = r.nextInt(12);
       const seq = ++opSeq;
       let pending: { doneAt: number } | null = null;

@@ -50,10 +50,9 @@ export class ClockGuard {
     return next;
   }
 
-  /** The error a write gets now, or null when this member may coordinate writes. */
-  refusal(): KvError | null {
-    this.current();
-    return this.refusalError;
+  /** The error while this member's clock is known to be off (it is out of service); null otherwise, "not compared yet" included. */
+  skewedRefusal(): KvError | null {
+    return this.current().state === 'skewed' ? this.refusalError : null;
   }
 
   /**

@@ -58,7 +58,7 @@ export function encodeRemoteError(err: unknown): Buffer {
   return out;
 }
 
-/** Reads an error reply; a payload that is not one (an older peer's plain text) is INTERNAL. */
+/** Reads an error reply; a payload that is not one (malformed: peers of other versions are refused at the handshake) is INTERNAL. */
 export function decodeRemoteError(payload: Buffer): TransportError {
   const n = payload.length > 0 ? payload[0]! : 0;
   const code = n >= 1 && n <= remoteCodeBytesMax && payload.length >= 1 + n ? payload.toString('latin1', 1, 1 + n) : '';

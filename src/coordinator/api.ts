@@ -167,10 +167,10 @@ export interface KvApi {
   withConsistency(levels: Partial<Consistency>): KvApi;
 
   /**
-   * A new client session (see session.ts): `pinned` for a connection to this member (RESP),
-   * unpinned for one whose token travels with each call (gRPC).
+   * A new session pinned to this member, for a connection to it (RESP). A session whose
+   * token travels with each call (gRPC) comes from `Session.decode`.
    */
-  newSession(pinned: boolean): Session;
+  newSession(): Session;
   /** The same store for one client session: it reads its own writes and never goes back. */
   withSession(session: Session): KvApi;
 }

@@ -163,8 +163,8 @@ export class Engine implements KvApi {
     return copy;
   }
 
-  newSession(pinned: boolean): Session {
-    return pinned ? new Session(this.limits.sessionKeysMax, this.self, this.shared.floors) : new Session(this.limits.sessionKeysMax, null);
+  newSession(): Session {
+    return new Session(this.limits.sessionKeysMax, this.self, this.shared.floors);
   }
 
   /** The session floors this member's connections keep, together (bounded by sessionBytesTotalMax). */

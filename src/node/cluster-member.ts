@@ -94,7 +94,7 @@ export async function startClusterMember(options: {
       : null;
   };
   // Only a clock known to be off takes the member out of service; "not compared yet" makes writes wait.
-  const skewed = () => dataAhead() ?? (clockGuard.current().state === 'skewed' ? clockGuard.refusal() : null);
+  const skewed = () => dataAhead() ?? clockGuard.skewedRefusal();
   const service = new ReplicaService({ store: replicaStore, clock: systemClock, transport, limits, hlc: options.hlc, guard: skewed });
   const kv = new Engine({
     self: config.nodeId,

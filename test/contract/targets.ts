@@ -207,7 +207,7 @@ export async function simulatedCluster(seed = 11): Promise<ContractTarget> {
   const ring = new Ring(ids.map((id) => ({ id })), { replicas: 3, vnodes: 32 });
   const limits = makeLimits(contractLimits);
   const members = ids.map((id) => startSimMember({ id, ring, net, transport: net.transport(id), clock, store: new MemoryReplicaStore(limits.hintsMax, undefined, limits.namespacesMax), limits, seed }));
-  const engine = members[0]!.engine.withSession(members[0]!.engine.newSession(true)) as Engine;
+  const engine = members[0]!.engine.withSession(members[0]!.engine.newSession()) as Engine;
   const run = async <T>(v: T | Promise<T>): Promise<T> => {
     if (!(v instanceof Promise)) return v;
     let out: { v?: T; e?: unknown; done: boolean } = { done: false };

@@ -68,7 +68,7 @@ function unary<M extends RawKvMethod>(
     (async () => {
       const base = kvOf(call.request);
       const token = call.request.session_token;
-      session = token && token.length > 0 ? Session.decode(bytesOf(token), limits) : base.newSession(false);
+      session = Session.decode(token ? bytesOf(token) : emptyBuffer, limits);
       return run(call.request, base.withSession(session));
     })().then(
       (response) => {

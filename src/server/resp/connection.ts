@@ -18,7 +18,7 @@
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { KvError } from '../../common/errors.js';
+import { type ErrorCode, KvError } from '../../common/errors.js';
 import type { Limits } from '../../common/limits.js';
 import type { Consistency, KvApi } from '../../coordinator/api.js';
 import type { Session } from '../../coordinator/session.js';
@@ -42,24 +42,32 @@ interface Slot {
   resp3: boolean;
 }
 
-/** Maps an engine error to a RESP error line, Redis-style prefix first. */
+/**
+ * The RESP prefix of each error code, Redis-style. Every code is listed (the compiler checks),
+ * so a new code must choose its prefix. Retryable ones are TRYAGAIN; a full disk has its own
+ * (waiting helps only once someone frees space), and so does a clock out of bounds.
+ */
+const respPrefix: Readonly<Record<ErrorCode, string>> = {
+  KEY_TOO_LARGE: 'ERR',
+  VALUE_TOO_LARGE: 'ERR',
+  FIELD_TOO_LARGE: 'ERR',
+  BATCH_TOO_LARGE: 'ERR',
+  INVALID_ARGUMENT: 'ERR',
+  NOT_FOUND: 'ERR',
+  WRONG_TYPE: 'WRONGTYPE',
+  OVERLOADED: 'TRYAGAIN',
+  DISK_FULL: 'DISKFULL',
+  UNAVAILABLE: 'TRYAGAIN',
+  QUORUM_NOT_MET: 'TRYAGAIN',
+  CLOCK_SKEW: 'CLOCKSKEW',
+  PROTOCOL: 'ERR',
+  LIMIT_EXCEEDED: 'ERR',
+  INTERNAL: 'ERR',
+};
+
+/** Maps an engine error to a RESP error line, prefix first. */
 export function errorLine(e: KvError): string {
-  switch (e.code) {
-    case 'OVERLOADED':
-    case 'UNAVAILABLE':
-    case 'QUORUM_NOT_MET':
-      return `TRYAGAIN ${e.message}`;
-    case 'WRONG_TYPE':
-      return `WRONGTYPE ${e.message}`;
-    case 'CLOCK_SKEW':
-      return `CLOCKSKEW ${e.message}`;
-    // Its own prefix, so that clients and operators tell it from overload: waiting helps only
-    // once someone frees space.
-    case 'DISK_FULL':
-      return `DISKFULL ${e.message}`;
-    default:
-      return `ERR ${e.message}`;
-  }
+  return `${respPrefix[e.code]} ${e.message}`;
 }
 
 export class Connection implements Client, OutputHolder {
@@ -118,7 +126,7 @@ export class Connection implements Client, OutputHolder {
     this.id = id;
     this.socket = socket;
     this.server = server;
-    this.session = server.kv.newSession(true);
+    this.session = server.kv.newSession();
     this.kv = server.kv.withSession(this.session);
     this.limits = server.limits;
     this.parser = new RespParser(server.limits);
