@@ -5,7 +5,7 @@
  * members of zones not yet used when zones are configured. Lists are precomputed per token,
  * so a lookup is one binary search. A Ring is immutable: membership changes build a new one.
  */
-import { hashTagOf } from './hash-tag.js';
+import { hashTagOf } from '../common/slots.js';
 import { murmur3 } from './hash.js';
 import type { NodeId } from './transport.js';
 

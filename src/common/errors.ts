@@ -19,6 +19,8 @@ export const errorCodes = [
   'QUORUM_NOT_MET',
   /** A clock too far from the cluster's: this member does not coordinate writes, or a version is from too far ahead. */
   'CLOCK_SKEW',
+  /** The sender's placement table is older than this member's: refresh it and retry. */
+  'STALE_EPOCH',
   'PROTOCOL',
   'LIMIT_EXCEEDED',
   'INTERNAL',
@@ -34,7 +36,7 @@ export function isErrorCode(code: string): code is ErrorCode {
 }
 
 /** Codes after which the same request may succeed if retried (DISK_FULL: once space is freed). */
-const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'DISK_FULL', 'UNAVAILABLE', 'QUORUM_NOT_MET', 'CLOCK_SKEW']);
+const retryableCodes: ReadonlySet<ErrorCode> = new Set(['OVERLOADED', 'DISK_FULL', 'UNAVAILABLE', 'QUORUM_NOT_MET', 'CLOCK_SKEW', 'STALE_EPOCH']);
 
 /** An error a client caused or may retry; its message is shown to the client as it is. */
 export class KvError extends Error {

@@ -30,6 +30,8 @@ const statusByCode: Readonly<Record<ErrorCode, status>> = {
   QUORUM_NOT_MET: status.UNAVAILABLE,
   // This member's clock is off: another member can take the write.
   CLOCK_SKEW: status.UNAVAILABLE,
+  // Placement moved under the request: retrying reaches the new replicas.
+  STALE_EPOCH: status.UNAVAILABLE,
   INTERNAL: status.INTERNAL,
 };
 

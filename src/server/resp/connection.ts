@@ -60,6 +60,7 @@ const respPrefix: Readonly<Record<ErrorCode, string>> = {
   UNAVAILABLE: 'TRYAGAIN',
   QUORUM_NOT_MET: 'TRYAGAIN',
   CLOCK_SKEW: 'CLOCKSKEW',
+  STALE_EPOCH: 'TRYAGAIN',
   PROTOCOL: 'ERR',
   LIMIT_EXCEEDED: 'ERR',
   INTERNAL: 'ERR',

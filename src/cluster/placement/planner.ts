@@ -1,0 +1,141 @@
+/**
+ * Assigns the 16384 hash slots to members: each slot an ordered list of N distinct members
+ * (distinct zones while zones allow), balanced, moving as little as a change needs.
+ *
+ * From a previous assignment: members no longer present are dropped from their lists; each
+ * member holding more than its share (ceil(16384·N / M)) gives up the excess, chosen by a
+ * hash of (member, slot) so the slots it gives up are spread over the slot space; then every
+ * list short of N is filled with the least-loaded eligible member. A join of the k-th member
+ * therefore moves about 1/k of the slot replicas (those the newcomer takes), a leave moves
+ * exactly the leaver's. Finally each list is ordered so that primaries (first entries, which
+ * Redis cluster clients route writes to) are balanced too: reordering moves no data.
+ * Deterministic: every member computes the same table from the same inputs.
+ */
+import { slotCount } from '../../common/slots.js';
+import { murmur3 } from '../hash.js';
+import type { NodeId } from '../transport.js';
+
+export interface PlacementMember {
+  id: NodeId;
+  /** Failure zone; empty or absent when not configured. */
+  zone?: string;
+}
+
+export type SlotLists = readonly (readonly NodeId[])[];
+
+function mix(member: number, slot: number): number {
+  // A cheap integer hash (splitmix-like), enough to spread which slots a member gives up.
+  let h = Math.imul(member ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(slot + 0x632be5ab, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  return h >>> 0;
+}
+
+/**
+ * The assignment for `members` with `replicas` per slot (fewer when there are fewer
+ * members), starting from `previous` (null: from nothing).
+ */
+export function planSlots(previous: SlotLists | null, members: readonly PlacementMember[], replicas: number): NodeId[][] {
+  const sorted = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const ids = sorted.map((m) => m.id);
+  const index = new Map(ids.map((id, i) => [id, i]));
+  if (index.size !== ids.length) throw new RangeError('placement members must have distinct ids');
+  const M = ids.length;
+  const n = Math.min(replicas, M);
+  if (M === 0) return Array.from({ length: slotCount }, () => []);
+  const zones = sorted.map((m) => m.zone ?? '');
+  const zoneCount = new Set(zones).size;
+  const memberSeeds = ids.map((id) => murmur3(Buffer.from(id)));
+
+  // 1. Keep what is still valid (present members, at most n per list).
+  const lists: number[][] = new Array(slotCount);
+  const load = new Array<number>(M).fill(0);
+  for (let s = 0; s < slotCount; s++) {
+    const out: number[] = [];
+    for (const id of previous?.[s] ?? []) {
+      const i = index.get(id);
+      if (i !== undefined && !out.includes(i) && out.length < n) out.push(i);
+    }
+    for (const i of out) load[i]!++;
+    lists[s] = out;
+  }
+
+  // 2. Members over their share give up the excess, spread by hash.
+  const total = slotCount * n;
+  const high = Math.ceil(total / M);
+  for (let m = 0; m < M; m++) {
+    const excess = load[m]! - high;
+    if (excess <= 0) continue;
+    const held: { slot: number; rank: number }[] = [];
+    // Slots already short of a replica come last: one slot losing two replicas would make a
+    // newcomer unable to fill both, and an old member would take the other back (a wasted move).
+    for (let s = 0; s < slotCount; s++) if (lists[s]!.includes(m)) held.push({ slot: s, rank: mix(memberSeeds[m]!, s) + (lists[s]!.length < n ? 2 ** 32 : 0) });
+    held.sort((a, b) => a.rank - b.rank || a.slot - b.slot);
+    for (let j = 0; j < excess; j++) {
+      const list = lists[held[j]!.slot]!;
+      list.splice(list.indexOf(m), 1);
+      load[m]!--;
+    }
+  }
+
+  // 3. Fill short lists with the least-loaded eligible member (new zone first while zones remain).
+  for (let s = 0; s < slotCount; s++) {
+    const list = lists[s]!;
+    while (list.length < n) {
+      const usedZones = new Set(list.map((i) => zones[i]!));
+      let best = -1;
+      let bestZoneNew = false;
+      for (let m = 0; m < M; m++) {
+        if (list.includes(m)) continue;
+        const zoneNew = !usedZones.has(zones[m]!) || usedZones.size >= zoneCount;
+        if (best < 0 || (zoneNew && !bestZoneNew) || (zoneNew === bestZoneNew && (load[m]! < load[best]! || (load[m] === load[best] && mix(memberSeeds[m]!, s) < mix(memberSeeds[best]!, s))))) {
+          best = m;
+          bestZoneNew = zoneNew;
+        }
+      }
+      list.push(best);
+      load[best]!++;
+    }
+  }
+
+  // 4. Balance primaries by reordering lists (keeps a list's previous primary while it is under its share).
+  const primaries = new Array<number>(M).fill(0);
+  const primaryHigh = Math.ceil(slotCount / M);
+  const keep: boolean[] = new Array(slotCount).fill(false);
+  for (let s = 0; s < slotCount; s++) {
+    const prevFirst = previous?.[s]?.[0];
+    const p = prevFirst === undefined ? undefined : index.get(prevFirst);
+    if (p !== undefined && lists[s]!.includes(p) && primaries[p]! < primaryHigh) {
+      primaries[p]!++;
+      keep[s] = true;
+      const list = lists[s]!;
+      list.splice(list.indexOf(p), 1);
+      list.unshift(p);
+    }
+  }
+  for (let s = 0; s < slotCount; s++) {
+    if (keep[s]) continue;
+    const list = lists[s]!;
+    let best = list[0]!;
+    for (const m of list) if (primaries[m]! < primaries[best]!) best = m;
+    primaries[best]!++;
+    list.splice(list.indexOf(best), 1);
+    list.unshift(best);
+  }
+  return lists.map((l) => l.map((i) => ids[i]!));
+}
+
+/** Slot replicas per member (how many slots list it), for balance checks and /cluster. */
+export function slotLoads(lists: SlotLists): Map<NodeId, { replicas: number; primaries: number }> {
+  const out = new Map<NodeId, { replicas: number; primaries: number }>();
+  lists.forEach((list) =>
+    list.forEach((id, pos) => {
+      let e = out.get(id);
+      if (!e) out.set(id, (e = { replicas: 0, primaries: 0 }));
+      e.replicas++;
+      if (pos === 0) e.primaries++;
+    }),
+  );
+  return out;
+}
