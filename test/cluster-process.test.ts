@@ -18,7 +18,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { Ring } from '../src/cluster/ring.js';
+import { PlacementTable } from '../src/cluster/placement/table.js';
 import { ProcessCluster, waitFor } from './helpers/cluster.js';
 
 // ---------------------------------------------------------------------------------------
@@ -322,8 +322,8 @@ async function checkVia(cluster: ProcessCluster, i: number, wl: Workload, only: 
 }
 
 /** The ring the members build (MembershipView: every member remembered, N=3, default vnodes). */
-function ringOf(cluster: ProcessCluster): Ring {
-  return new Ring(cluster.specs.map((s) => ({ id: s.id })), { replicas: 3 });
+function ringOf(cluster: ProcessCluster): PlacementTable {
+  return PlacementTable.initial(cluster.specs.map((s) => ({ id: s.id })), 3, cluster.specs[0]!.id);
 }
 
 function describeCheck(c: Check): string {

@@ -129,16 +129,17 @@ test('restore: the member is written, not read, until its stream is done', () =>
 });
 
 test('codec round-trips, and a truncated or corrupt table is refused with a PROTOCOL error', () => {
-  const t = PlacementTable.initial(ids(5).map((m, i) => ({ ...m, zone: i % 2 ? 'a' : 'b' })), 3, 'n00').begin('join', 'n09', 'n09', 'a');
+  const t = PlacementTable.initial(ids(5).map((m, i) => ({ ...m, zone: i % 2 ? 'a' : 'b' })), 3, 'n00').begin('join', 'n09', 'n09', { zone: 'a', dataId: 77 });
   const buf = t.encode();
   const back = PlacementTable.decode(buf);
   assert.equal(back.epoch, t.epoch);
   assert.deepEqual(back.members, t.members);
+  assert.equal(back.member('n09')!.dataId, 77);
   assert.deepEqual(back.owners, t.owners);
   assert.deepEqual(back.change, t.change);
   for (const cut of [0, 1, 5, 20, buf.length >> 1, buf.length - 1]) assert.throws(() => PlacementTable.decode(buf.subarray(0, cut)));
   const bad = Buffer.from(buf);
-  const header = 1 + 4 + 4 + t.driver.length + 1 + 1 + t.members.reduce((n, m) => n + 8 + m.id.length + (m.zone ?? '').length, 0);
+  const header = 1 + 4 + 4 + t.driver.length + 1 + 1 + t.members.reduce((n, m) => n + 12 + m.id.length + (m.zone ?? '').length, 0);
   assert.equal(bad[header], 3, "slot 0's list length");
   bad[header + 1] = 200; // a member index out of range
   assert.throws(() => PlacementTable.decode(bad));

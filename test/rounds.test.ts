@@ -13,6 +13,7 @@ import { type Record, emptyRecord } from '../src/storage/record.js';
 
 const ok = { size: 1, wasLive: false, fieldsAdded: 0, fieldsRemoved: 0 };
 const alive = (...up: string[]) => (id: string) => up.includes(id);
+const all = (ids: string[]) => ({ all: ids, sets: null });
 const sendTo = (r: WriteRound, node: string) => r.sends.findIndex((s) => s.node === node);
 
 function valueAt(ts: number): Record {
@@ -22,7 +23,7 @@ function valueAt(ts: number): Record {
 }
 
 test('write round: QUORUM of three replicas is met by two acks, this member\'s own among them', () => {
-  const r = new WriteRound([['a', 'b', 'c']], 'QUORUM', 'a', alive('a', 'b', 'c'), () => []);
+  const r = new WriteRound([all(['a', 'b', 'c'])], 'QUORUM', 'a', alive('a', 'b', 'c'), () => []);
   assert.deepEqual(r.sends.map((s) => [s.node, s.hintFor, s.items]), [['a', null, [0]], ['b', null, [0]], ['c', null, [0]]]);
   r.ack(sendTo(r, 'b'), [ok]);
   assert.equal(r.outcome, 'pending');
@@ -34,15 +35,15 @@ test('write round: QUORUM of three replicas is met by two acks, this member\'s o
 });
 
 test('write round: a replica that is down is replaced by a live member outside the list, which keeps a hint; with none left, this member keeps it', () => {
-  const r = new WriteRound([['a', 'b', 'c']], 'QUORUM', 'a', alive('a', 'b', 'd'), () => ['b', 'c', 'd', 'e']);
+  const r = new WriteRound([all(['a', 'b', 'c'])], 'QUORUM', 'a', alive('a', 'b', 'd'), () => ['b', 'c', 'd', 'e']);
   assert.deepEqual(r.sends.find((s) => s.node === 'd'), { node: 'd', hintFor: 'c', items: [0] });
   assert.equal(r.sloppy, 1);
-  const none = new WriteRound([['a', 'b', 'c']], 'ONE', 'a', alive('a', 'b'), () => []);
+  const none = new WriteRound([all(['a', 'b', 'c'])], 'ONE', 'a', alive('a', 'b'), () => []);
   assert.deepEqual(none.ownHints, [{ owner: 'c', items: [0] }]);
 });
 
 test('write round: a failed replica leaves a hint for this member to keep; failures alike keep their code; this member\'s own failure fails the write and says the others keep it', () => {
-  const r = new WriteRound([['a', 'b', 'c']], 'QUORUM', 'x', alive('a', 'b', 'c'), () => []);
+  const r = new WriteRound([all(['a', 'b', 'c'])], 'QUORUM', 'x', alive('a', 'b', 'c'), () => []);
   assert.deepEqual(r.fail(sendTo(r, 'a'), 'overloaded', new KvError('OVERLOADED', 'busy')), { owner: 'a', items: [0] });
   r.fail(sendTo(r, 'b'), 'overloaded', new KvError('OVERLOADED', 'busy'));
   r.ack(sendTo(r, 'c'), [ok]);
@@ -50,7 +51,7 @@ test('write round: a failed replica leaves a hint for this member to keep; failu
   assert.equal(r.error().code, 'OVERLOADED', 'the replicas\' common code');
   assert.match(r.error().message, /write needs 2 of 3 replicas \(QUORUM\), 1 acknowledged \(those keep it: a later read may see it\): a: overloaded, b: overloaded/);
 
-  const own = new WriteRound([['a', 'b', 'c']], 'QUORUM', 'a', alive('a', 'b', 'c'), () => []);
+  const own = new WriteRound([all(['a', 'b', 'c'])], 'QUORUM', 'a', alive('a', 'b', 'c'), () => []);
   own.ack(sendTo(own, 'b'), [ok]);
   own.ack(sendTo(own, 'c'), [ok]);
   assert.equal(own.fail(sendTo(own, 'a'), 'disk full', new KvError('DISK_FULL', 'no space')), null, 'no hint for this member\'s own copy');
@@ -100,4 +101,22 @@ test('read round: QUORUM replaces a failed replica by the next; too few reachabl
   const few = new ReadRound([{ candidates: ['a'], replicas: 3 }], 'QUORUM', () => 'k');
   assert.equal(few.done, true);
   assert.throws(() => few.result(0), /read needs 2 of 3 replicas \(QUORUM\), 1 reachable/);
+});
+
+test('write round: while a slot moves, the level must be met in the old and in the new replica set', () => {
+  const moving = { all: ['a', 'b', 'c', 'd'], sets: [['a', 'b', 'c'], ['a', 'b', 'd']] };
+  const r = new WriteRound([moving], 'QUORUM', 'x', alive('a', 'b', 'c', 'd'), () => []);
+  assert.equal(r.sends.length, 4, 'written to both sets');
+  r.ack(sendTo(r, 'c'), [ok]);
+  r.ack(sendTo(r, 'd'), [ok]);
+  assert.equal(r.outcome, 'pending', 'one ack in each set is not a quorum of either');
+  r.ack(sendTo(r, 'a'), [ok]);
+  assert.equal(r.outcome, 'met', 'a is in both sets: two of each');
+  const f = new WriteRound([moving], 'QUORUM', 'x', alive('a', 'b', 'c', 'd'), () => []);
+  f.ack(sendTo(f, 'c'), [ok]);
+  f.ack(sendTo(f, 'b'), [ok]);
+  f.fail(sendTo(f, 'a'), 'down', null);
+  f.fail(sendTo(f, 'd'), 'down', null);
+  assert.equal(f.outcome, 'failed', 'the old set has its quorum, the new one does not');
+  assert.match(f.error().message, /2 of 3 and 2 of 3 replicas of the old and new replica sets \(QUORUM: the slot is moving\)/);
 });

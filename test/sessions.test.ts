@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import * as grpc from '@grpc/grpc-js';
-import { Ring } from '../src/cluster/ring.js';
+import { PlacementTable } from '../src/cluster/placement/table.js';
 import { createRawKvClient, type RawKvClient } from '../src/client/grpc.js';
 import { sessionTokenEntries } from '../src/common/session-token.js';
 import { ProcessCluster } from './helpers/cluster.js';
@@ -22,12 +22,12 @@ const hosts = ['127.0.0.41', '127.0.0.42', '127.0.0.43', '127.0.0.44'];
 const replicas = 3;
 
 /** The members' ring as they build it (same members, same N, default vnodes). */
-function ringOf(c: ProcessCluster): Ring {
-  return new Ring(hosts.map((_, i) => ({ id: c.id(i) })), { replicas });
+function ringOf(c: ProcessCluster): PlacementTable {
+  return PlacementTable.initial(hosts.map((_, i) => ({ id: c.id(i) })), replicas, c.id(0));
 }
 
 /** Keys that `member` does not replicate (read through other members). */
-function remoteKeys(ring: Ring, member: string, prefix: string, n: number): string[] {
+function remoteKeys(ring: PlacementTable, member: string, prefix: string, n: number): string[] {
   const out: string[] = [];
   for (let i = 0; out.length < n; i++) {
     const k = `${prefix}:${i}`;

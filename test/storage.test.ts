@@ -162,7 +162,7 @@ test('writes acknowledged with fsync durability are there after reopening', asyn
     const env = open({ path: dir.path, noSubdir: false });
     await env.openDB('system', { encoding: 'msgpack' }).put('format', 999);
     await env.close();
-    assert.throws(() => openStore({ path: dir.path }), /storage format 999; this ragkv reads format 2/);
+    assert.throws(() => openStore({ path: dir.path }), /storage format 999; this ragkv reads format 3/);
   } finally {
     dir.cleanup();
   }

@@ -28,6 +28,7 @@ export function simView(ring: Ring, net: SimNetwork, self: NodeId): ClusterView 
     epoch: 0,
     solo: false,
     replicasFor: (ns, key) => ring.replicasFor(ns, key),
+    writeTargets: (ns, key) => ({ all: ring.replicasFor(ns, key), sets: null }),
     walkFrom: (ns, key) => ring.walkFrom(ns, key),
     isAlive: (id) => id === self || (net.isUp(id) && !net.isBlocked(self, id)),
     aliveMembers: () => ids.filter((id) => id === self || (net.isUp(id) && !net.isBlocked(self, id))),

@@ -270,6 +270,7 @@ export function memberStartArgs(m: MemberPlan, plan: readonly MemberPlan[], extr
     '--admin-port', String(m.admin),
     '--peer-port', String(m.peer),
     '--seeds', seeds,
+    '--expect-members', String(plan.length),
     ...extra,
   ];
 }

@@ -36,6 +36,8 @@ Usage:
                           and --seeds it is one member of a cluster
   ragkv local-cluster     run a 3-member cluster on loopback, data under ./data/n<i>
                           (what 'npm start' runs; ragkv local-cluster --help)
+  ragkv cluster status|leave|remove <id> [--admin host:port]
+                          operate a running cluster (ragkv cluster --help)
   ragkv bench [options]   load-test ragkv, Redis and etcd side by side (ragkv bench --help)
   ragkv help              show this help (also --help, -h, ragkv start --help)
   ragkv --version         print the version
@@ -73,6 +75,8 @@ export async function main(argv: string[]): Promise<number> {
       return benchMain(rest);
     case 'local-cluster':
       return (await import('./local-cluster.js')).localClusterMain(rest);
+    case 'cluster':
+      return (await import('./cluster.js')).clusterMain(rest);
     case undefined:
       process.stderr.write(`ragkv: missing command\n\n${helpText()}`);
       return 2;
@@ -124,8 +128,8 @@ async function start(args: string[]): Promise<number> {
   if (config.durability !== 'fsync') {
     logger.warn({ durability: config.durability }, 'durability is not fsync: acknowledged writes may be lost if the machine crashes');
   }
-  const signal = await stop.requested;
-  logger.info({ signal }, 'shutting down (send the signal again to exit at once)');
+  const signal = await Promise.race([stop.requested, node.left.then(() => 'left' as const)]);
+  logger.info({ signal }, signal === 'left' ? 'left the cluster: stopping' : 'shutting down (send the signal again to exit at once)');
   let code = 0;
   try {
     await node.close();

@@ -14,6 +14,7 @@ export const Channel = Object.freeze({
   membership: 1,
   replica: 2,
   hints: 3,
+  placement: 4,
 });
 
 export type TransportErrorCode =

@@ -104,7 +104,12 @@ export interface EngineCounters {
   readRepairs: number;
   hintsStored: number;
   sloppyWrites: number;
+  /** Rounds sent again after a replica reported a newer placement epoch. */
+  staleRetries: number;
 }
+
+/** Attempts of a round when replicas report a newer placement epoch (each learns the newer table first). */
+const staleRetriesMax = 4;
 
 export class Engine implements KvApi {
   private readonly self: NodeId;
@@ -128,7 +133,7 @@ export class Engine implements KvApi {
   private readonly readGuard: (() => KvError | null) | undefined;
   /** Requests in flight and latency per member: replica choice for every read. */
   readonly tracker: ReplicaTracker;
-  readonly counters: EngineCounters = { readRepairs: 0, hintsStored: 0, sloppyWrites: 0 };
+  readonly counters: EngineCounters = { readRepairs: 0, hintsStored: 0, sloppyWrites: 0, staleRetries: 0 };
   // Per view (withConsistency / withSession make copies that share everything else).
   private consistency: Consistency;
   private session: Session | undefined = undefined;
@@ -271,9 +276,24 @@ export class Engine implements KvApi {
    * Sends each item to its replicas and resolves with per-item results once every item has
    * the level's acks (and this member's own, where it is a replica).
    */
-  private replicate(items: ApplyItem[], level: Level): Promise<ApplyResult[]> {
+  private async replicate(items: ApplyItem[], level: Level): Promise<ApplyResult[]> {
+    // A replica on a newer placement epoch refuses the round (STALE_EPOCH): learn its table
+    // and send the same deltas again to the sets it names (merge makes a repeat harmless).
+    for (let attempt = 1; ; attempt++) {
+      const stale = new Set<NodeId>();
+      try {
+        return await this.replicateOnce(items, level, stale);
+      } catch (err) {
+        if (stale.size === 0 || attempt >= staleRetriesMax || !this.view.refreshFrom) throw err;
+        this.counters.staleRetries++;
+        await Promise.all([...stale].map((n) => this.view.refreshFrom!(n)));
+      }
+    }
+  }
+
+  private replicateOnce(items: ApplyItem[], level: Level, stale: Set<NodeId>): Promise<ApplyResult[]> {
     const round = new WriteRound(
-      items.map((it) => this.replicasOf(it.ns, it.key)),
+      items.map((it) => this.view.writeTargets(it.ns, it.key)),
       level,
       this.self,
       (id) => this.view.isAlive(id),
@@ -303,7 +323,9 @@ export class Engine implements KvApi {
             settle();
           },
           (err: unknown) => {
-            const hint = round.fail(i, reason(err), asKvError(err, send.node));
+            const kvErr = asKvError(err, send.node);
+            if (kvErr instanceof KvError && kvErr.code === 'STALE_EPOCH') stale.add(send.node);
+            const hint = round.fail(i, reason(err), kvErr);
             // The owner missed this write: keep a hint here so it catches up when back.
             if (hint) this.storeHint(hint.owner, hint.items.map((j) => items[j]!));
             settle();
@@ -365,6 +387,17 @@ export class Engine implements KvApi {
    * bound counts as that replica failing: it is neither returned nor repaired with.
    */
   private async runRound(ns: string, keys: readonly Buffer[], level: Level): Promise<{ merged: Record | null; answers: readonly ReadAnswer[] }[]> {
+    // A replica on a newer placement epoch refuses (STALE_EPOCH): learn its table, ask again.
+    for (let attempt = 1; ; attempt++) {
+      const stale = new Set<NodeId>();
+      const out = await this.runRoundOnce(ns, keys, level, stale);
+      if (stale.size === 0 || attempt >= staleRetriesMax || !this.view.refreshFrom) return out;
+      this.counters.staleRetries++;
+      await Promise.all([...stale].map((n) => this.view.refreshFrom!(n)));
+    }
+  }
+
+  private async runRoundOnce(ns: string, keys: readonly Buffer[], level: Level, stale: Set<NodeId>): Promise<{ merged: Record | null; answers: readonly ReadAnswer[] }[]> {
     const specs = keys.map((key) => {
       const replicas = this.replicasOf(ns, key);
       const alive = replicas.filter((r) => r === this.self || this.view.isAlive(r));
@@ -381,7 +414,9 @@ export class Engine implements KvApi {
           try {
             records = await this.sendRead(node, ns, idx.map((i) => keys[i]!));
           } catch (err) {
-            round.fail(node, idx, reason(err), asKvError(err, node));
+            const kvErr = asKvError(err, node);
+            if (kvErr instanceof KvError && kvErr.code === 'STALE_EPOCH') stale.add(node);
+            round.fail(node, idx, reason(err), kvErr);
             return;
           }
           const now = this.hlc.referenceMs();
@@ -449,7 +484,8 @@ export class Engine implements KvApi {
             const m = merged;
             ownRepairs.push(own.catch(() => void s?.note(ns, key, floorOf(m))));
           }
-        } else if (merged && level === 'ONE' && this.readRepairChance > 0 && this.random.nextDouble() < this.readRepairChance) {
+        } else if (level === 'ONE' && this.readRepairChance > 0 && this.random.nextDouble() < this.readRepairChance) {
+          // A replica that answered nothing may be the one missing the key: repair it too.
           this.base.backgroundRepair(ns, key);
         }
         if (merged && this.tracks(ns, key)) s!.note(ns, key, floorOf(merged));
@@ -512,7 +548,11 @@ export class Engine implements KvApi {
     this.checks.namespace(ns);
     this.checks.key(key);
     if (this.answersLocally(ns, key)) {
-      return compute(this.store.state(ns, key, this.clock.nowMs()));
+      const state = this.store.state(ns, key, this.clock.nowMs());
+      // Missing here may mean this copy missed it (a write while it was down): a sampled repair
+      // asks every replica, so a key missing locally is repaired like a stale one.
+      if (!state.exists() && !this.solo && this.readRepairChance > 0 && this.random.nextDouble() < this.readRepairChance) this.backgroundRepair(ns, key);
+      return compute(state);
     }
     return this.readRecords(ns, [key], this.consistency.read).then(([r]) => compute(new RecordKeyState(r!, this.clock.nowMs())));
   }

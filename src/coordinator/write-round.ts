@@ -7,7 +7,9 @@
  * - Each item goes to its N natural replicas. A replica known to be down is replaced by the
  *   next live member outside the list, which keeps the write as a durable hint for it
  *   (sloppy quorum); with no member left, this coordinator keeps the hint (it does not count).
- * - The level is met when every item has `required(level, N)` acks. When this coordinator
+ * - The level is met when every item has `required(level, N)` acks. While the item's slot
+ *   moves (placement's write-both and read-new stages) it goes to the old and the new
+ *   replica sets together, and the level must be met in each set. When this coordinator
  *   is itself a natural replica of an item, its own ack is also required: a connection's
  *   next read is then served by a local copy that has the write (read-your-writes).
  * - A replica that fails gets a hint kept by this coordinator (returned by `fail`).
@@ -20,6 +22,7 @@ import type { NodeId } from '../cluster/transport.js';
 import type { ApplyResult } from '../replica/store.js';
 import type { Level } from './api.js';
 import { required } from './quorum.js';
+import type { WriteTargets } from './view.js';
 
 /** One message of a round: items (indexes) for one member, applied there or kept as hints for `hintFor`. */
 export interface WriteSend {
@@ -30,10 +33,18 @@ export interface WriteSend {
 
 export type WriteOutcome = 'pending' | 'met' | 'failed';
 
+interface ReplicaSet {
+  members: readonly NodeId[];
+  need: number;
+  acks: number;
+}
+
 interface ItemState {
   natural: readonly NodeId[];
   need: number;
   acks: number;
+  /** While the slot moves: the old and new sets, each of which must meet the level. */
+  sets: ReplicaSet[] | null;
   /** This coordinator is a natural replica: its ack is required. */
   needSelf: boolean;
   selfAcked: boolean;
@@ -52,17 +63,19 @@ export class WriteRound {
   private outstanding = 0;
 
   constructor(
-    natural: readonly (readonly NodeId[])[],
+    targets: readonly WriteTargets[],
     readonly level: Level,
     private readonly self: NodeId,
     isAlive: (id: NodeId) => boolean,
     fallbacks: (item: number) => readonly NodeId[],
   ) {
-    this.items = natural.map((n) => ({
-      natural: n,
-      need: required(level, n.length),
+    const natural = targets.map((t) => t.all);
+    this.items = targets.map((t) => ({
+      natural: t.all,
+      need: required(level, t.all.length),
       acks: 0,
-      needSelf: n.includes(self),
+      sets: t.sets ? t.sets.map((members) => ({ members, need: required(level, members.length), acks: 0 })) : null,
+      needSelf: t.all.includes(self),
       selfAcked: false,
       selfFailed: false,
       failures: [],
@@ -110,6 +123,10 @@ export class WriteRound {
     send.items.forEach((item, j) => {
       const p = this.items[item]!;
       p.acks++;
+      if (p.sets) {
+        const owner = send.hintFor ?? send.node;
+        for (const set of p.sets) if (set.members.includes(owner)) set.acks++;
+      }
       if (send.node === this.self && send.hintFor === null) p.selfAcked = true;
       if (send.hintFor === null) {
         const r = results[j]!;
@@ -138,7 +155,8 @@ export class WriteRound {
   }
 
   private met(p: ItemState): boolean {
-    return p.acks >= p.need && (!p.needSelf || p.selfAcked);
+    if (p.sets && !p.sets.every((set) => set.acks >= set.need)) return false;
+    return (p.sets !== null || p.acks >= p.need) && (!p.needSelf || p.selfAcked);
   }
 
   get outcome(): WriteOutcome {
@@ -166,7 +184,10 @@ export class WriteRound {
     const own = p.needSelf && !p.selfAcked && p.acks >= p.need ? ", not this member's own copy, which is required" : '';
     // Not acknowledged is not undone: the replicas that took it keep it (a later read may see it).
     const kept = p.acks > 0 ? ' (those keep it: a later read may see it)' : '';
-    const message = `write needs ${p.need} of ${p.natural.length} replicas (${this.level}), ${p.acks} acknowledged${kept}${own}${details ? `: ${details}` : ''}`;
+    const needs = p.sets
+      ? `${p.sets.map((set) => `${set.need} of ${set.members.length}`).join(' and ')} replicas of the old and new replica sets (${this.level}: the slot is moving)`
+      : `${p.need} of ${p.natural.length} replicas (${this.level})`;
+    const message = `write needs ${needs}, ${p.acks} acknowledged${kept}${own}${details ? `: ${details}` : ''}`;
     if (codes.size === 1 && !codes.has('')) return new KvError((p.failures[0]!.error as KvError).code, message);
     return new KvError('QUORUM_NOT_MET', message);
   }

@@ -10,7 +10,10 @@ import { KvError } from '../common/errors.js';
 import { Random } from '../common/random.js';
 import { createTcpTransport, type TcpTransport } from '../cluster/tcp-transport.js';
 import { Swim } from '../cluster/membership/index.js';
-import { MembershipView } from '../cluster/membership-view.js';
+import { Placement } from '../cluster/placement/service.js';
+import { slotLoads } from '../cluster/placement/planner.js';
+import { PlacementView } from '../cluster/placement/view.js';
+import { keySlot } from '../common/slots.js';
 import { ClockGuard } from '../cluster/clock-guard.js';
 import { Engine } from '../coordinator/engine.js';
 import { HintReplayer } from '../replica/hints.js';
@@ -20,6 +23,7 @@ import type { HybridClock } from '../storage/hlc.js';
 import type { Logger } from './logger.js';
 import { type ClusterConfig, readClusterSecret } from './config.js';
 import { resolveSeeds } from './seeds.js';
+import { dataIdOf, placementFiles } from './placement-file.js';
 
 export interface ClusterMember {
   kv: Engine;
@@ -30,6 +34,16 @@ export interface ClusterMember {
   peerPort: number;
   /** JSON for the admin port's /cluster. */
   describe(): unknown;
+  /** The placement service (CLUSTER commands, operations). */
+  placement: Placement;
+  /** Members' client (RESP) addresses as they publish them. */
+  clientAddresses(): Map<string, string>;
+  /** Publishes this member's RESP address (known once its server is bound). */
+  setClientAddress(address: string): void;
+  /** Leaves the cluster: streams out, then resolves once the cluster no longer lists this member. */
+  leave(): Promise<void>;
+  /** Removes a dead member; resolves once its slots are re-replicated. */
+  remove(id: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -43,6 +57,7 @@ export async function startClusterMember(options: {
   /** This node's hybrid clock (started above the versions on disk), shared by coordinator and replica. */
   hlc: HybridClock;
   logger: Logger;
+  dataDir: string;
 }): Promise<ClusterMember> {
   const { config, limits, logger } = options;
   const random = new Random(randomBytes(4).readUInt32BE(0));
@@ -72,13 +87,53 @@ export async function startClusterMember(options: {
     random,
     seeds: () => resolveSeeds(config.seeds),
   });
-  const view = new MembershipView(swim, config.nodeId, config.replicas);
-  // A member with seeds coordinates writes only once it has joined (a seed answered, or a
-  // member found it): alone it would place every key on itself and acknowledge one copy.
-  const joined = (): boolean => seedAnswered || config.seeds.length === 0 || swim.members().some((m) => m.id !== config.nodeId && m.status === 'alive');
-  const notJoined = (): KvError =>
-    new KvError('UNAVAILABLE', `this member has not joined its cluster yet (no seed of ${config.seeds.join(',')} has answered): retry, or write through another member`);
   const replicaStore = options.store;
+  const dataId = dataIdOf(options.dataDir);
+  // Members publish their placement epoch, data identity and client address in their gossip
+  // metadata: a member that sees a newer epoch fetches that table.
+  let clientAddress = '';
+  const publish = () => swim.updateMeta(Buffer.from(JSON.stringify({ e: placement.epoch, d: placement.table?.driver ?? '', i: dataId, r: clientAddress })));
+  const metaOf = (meta: Buffer): { e: number; d: string; i: number; r: string } | null => {
+    try {
+      const m = JSON.parse(meta.toString('utf8')) as { e?: unknown; d?: unknown; i?: unknown; r?: unknown };
+      return { e: Number(m.e) || 0, d: String(m.d ?? ''), i: Number(m.i) || 0, r: String(m.r ?? '') };
+    } catch {
+      return null;
+    }
+  };
+  const isAlive = (id: string) => id === config.nodeId || swim.member(id)?.status === 'alive';
+  const placement = new Placement({
+    self: config.nodeId,
+    ...(config.zone ? { zone: config.zone } : {}),
+    dataId,
+    replicas: config.replicas,
+    transport,
+    clock: systemClock,
+    store: replicaStore,
+    persistence: placementFiles(options.dataDir),
+    isAlive,
+    knownMembers: () =>
+      swim.members().map((m) => ({ id: m.id, zone: m.zone, alive: m.id === config.nodeId || m.status === 'alive', dataId: m.id === config.nodeId ? dataId : metaOf(m.meta)?.i ?? 0 })),
+    expectMembers: config.expectMembers,
+    mayBootstrap: () => seedAnswered || config.seeds.length === 0,
+    streamBytesPerSec: config.streamBytesPerSec,
+    log: (fields, message) => logger.info(fields, message),
+  });
+  const view = new PlacementView(placement, swim, config.nodeId);
+  placement.on(() => publish());
+  swim.on('change', (e) => {
+    const m = metaOf(e.member.meta);
+    if (m && e.member.status === 'alive') placement.noteEpoch(e.member.id, m.e, m.d);
+  });
+  // A member coordinates only once the cluster has a placement table it knows.
+  const notJoined = (): KvError =>
+    new KvError(
+      'UNAVAILABLE',
+      config.seeds.length && !seedAnswered
+        ? `this member has not joined its cluster yet (no seed of ${config.seeds.join(',')} has answered): retry, or use another member`
+        : `the cluster has not formed yet (no placement table; it waits for ${config.expectMembers} members, --expect-members): retry`,
+    );
+  const noTable = (): KvError | null => (placement.table ? null : notJoined());
   const clockGuard = new ClockGuard(swim, systemClock, limits.maxClockOffsetMs, (v) => {
     const fields = { offsetMs: Math.round(v.offsetMs), measured: v.measured, far: v.far, maxClockOffsetMs: limits.maxClockOffsetMs };
     if (v.state === 'skewed') logger.error(fields, "this member's clock is too far from its peers': it stops coordinating writes");
@@ -95,7 +150,16 @@ export async function startClusterMember(options: {
   };
   // Only a clock known to be off takes the member out of service; "not compared yet" makes writes wait.
   const skewed = () => dataAhead() ?? clockGuard.skewedRefusal();
-  const service = new ReplicaService({ store: replicaStore, clock: systemClock, transport, limits, hlc: options.hlc, guard: skewed });
+  const service = new ReplicaService({
+    store: replicaStore,
+    clock: systemClock,
+    transport,
+    limits,
+    hlc: options.hlc,
+    guard: skewed,
+    epochCheck: (from, epoch) => placement.checkEpoch(from, epoch),
+    readGuard: () => (placement.awaitingRestore ? new KvError('UNAVAILABLE', 'this member lost its data and is being restored: read another replica') : null),
+  });
   const kv = new Engine({
     self: config.nodeId,
     view,
@@ -106,18 +170,30 @@ export async function startClusterMember(options: {
     limits,
     hlc: options.hlc,
     consistency: { read: config.readConsistency, write: config.writeConsistency },
-    writeGuard: () => dataAhead() ?? (joined() ? clockGuard.admit() : notJoined()),
-    readGuard: skewed,
+    writeGuard: () => dataAhead() ?? noTable() ?? clockGuard.admit(),
+    readGuard: () => skewed() ?? noTable(),
   });
   const hints = new HintReplayer(replicaStore, transport, systemClock, {
     intervalMs: bounds.hintReplayIntervalMs,
     batchMax: bounds.hintReplayBatchMax,
     timeoutMs: bounds.hintReplayTimeoutMs,
     isAlive: (id) => view.isAlive(id),
+    epoch: () => placement.epoch,
+    ownersOf: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all ?? null,
+    isMember: (id) => placement.table?.isMember(id) ?? true,
   });
   swim.on('change', (e) => logger.info({ member: e.member.id, status: e.member.status, event: e.type }, 'membership'));
   swim.start();
   hints.start();
+  const waitFor = (done: () => boolean, what: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        if (done()) return resolve();
+        if (closed) return reject(new KvError('UNAVAILABLE', `this member is stopping: ${what} not finished`));
+        systemClock.setTimer(100, check);
+      };
+      check();
+    });
 
   // Join through the seeds, and keep trying while this node knows no other member
   // (seeds that start at the same moment miss each other's first attempt).
@@ -142,6 +218,32 @@ export async function startClusterMember(options: {
     }
   };
   await tryJoin();
+  placement.start();
+  publish();
+  // This member's own part in placement: join when the table does not list it, start a restore
+  // when the table knows another disk of it; one change at a time, so these retry.
+  let leaving = false;
+  let proposing = false;
+  let ownTimer: Timer | null = null;
+  const own = () => {
+    if (closed) return;
+    ownTimer = systemClock.setTimer(500, () => {
+      const t = placement.table;
+      if (t && !t.change && !proposing && !leaving) {
+        const kind = !t.isMember(config.nodeId) ? 'join' : placement.awaitingRestore ? 'restore' : null;
+        if (kind) {
+          proposing = true;
+          logger.info({ kind, epoch: t.epoch }, kind === 'join' ? 'joining the cluster: streaming this member\'s slots' : 'this member lost its data: restoring its slots from the other replicas');
+          placement
+            .propose(kind, config.nodeId)
+            .catch((err: unknown) => logger.info({ err: String(err) }, 'membership change not started; retrying'))
+            .finally(() => (proposing = false));
+        }
+      }
+      own();
+    });
+  };
+  own();
 
   return {
     kv,
@@ -152,22 +254,25 @@ export async function startClusterMember(options: {
     },
     peerPort: transport.port,
     describe: () => {
-      const ring = view.ring();
-      const primary = ring.primaryShares();
-      const replica = ring.replicaShares();
+      const t = placement.table;
+      const loads = t ? slotLoads(t.owners) : new Map<string, { replicas: number; primaries: number }>();
+      const listed = new Set(t?.members.map((m) => m.id) ?? []);
       return {
         self: config.nodeId,
         cluster: config.clusterName,
         replicas: config.replicas,
         consistency: { read: config.readConsistency, write: config.writeConsistency },
+        placement: t ? { ...t.summary(), stream: placement.progress(), counters: placement.counters, awaitingRestore: placement.awaitingRestore } : null,
         members: swim.members().map((m) => ({
           id: m.id,
           address: m.address,
+          client: m.id === config.nodeId ? clientAddress : metaOf(m.meta)?.r ?? '',
           zone: m.zone,
           status: m.status,
           incarnation: m.incarnation,
-          primaryShare: Number((primary.get(m.id) ?? 0).toFixed(4)),
-          replicaShare: Number((replica.get(m.id) ?? 0).toFixed(4)),
+          inTable: listed.has(m.id),
+          slots: loads.get(m.id)?.replicas ?? 0,
+          primarySlots: loads.get(m.id)?.primaries ?? 0,
         })),
         hints: { pending: replicaStore.hintCount(), delivered: hints.delivered },
         coordinator: kv.counters,
@@ -177,13 +282,43 @@ export async function startClusterMember(options: {
         replicaLoad: kv.tracker.describe(),
       };
     },
+    placement,
+    clientAddresses: () => {
+      const out = new Map<string, string>();
+      for (const m of swim.members()) {
+        const r = m.id === config.nodeId ? clientAddress : metaOf(m.meta)?.r;
+        if (r) out.set(m.id, r);
+      }
+      return out;
+    },
+    setClientAddress: (address) => {
+      clientAddress = address;
+      publish();
+    },
+    leave: async () => {
+      const t = placement.table;
+      if (!t || !t.isMember(config.nodeId)) throw new KvError('INVALID_ARGUMENT', 'this member is not in the placement table: nothing to leave');
+      leaving = true;
+      try {
+        if (!(t.change?.kind === 'leave' && t.change.member === config.nodeId)) await placement.propose('leave', config.nodeId);
+        await waitFor(() => placement.table !== null && !placement.table.isMember(config.nodeId), 'the leave');
+      } catch (err) {
+        leaving = false;
+        throw err;
+      }
+    },
+    remove: async (id) => {
+      await placement.propose('remove', id);
+      await waitFor(() => placement.table !== null && !placement.table.isMember(id), `the removal of '${id}'`);
+    },
     close: async () => {
       closed = true;
       joinTimer?.cancel();
+      ownTimer?.cancel();
+      placement.stop();
       hints.stop();
       await swim.leave().catch(() => {});
       swim.stop();
-      view.close();
       await transport.close();
     },
   };

@@ -25,6 +25,10 @@ export interface ClusterConfig {
   replicas: number;
   readConsistency: Level;
   writeConsistency: Level;
+  /** Members that must see each other before the first placement table is made. */
+  expectMembers: number;
+  /** Bandwidth of the streams that move slots to this member, bytes/s. */
+  streamBytesPerSec: number;
 }
 
 export interface NodeConfig {
@@ -143,6 +147,9 @@ export const configOptions: readonly ConfigOption[] = Object.freeze([
   option('replicas', 'replicas', 'count', '<n>', 3, 'replicas of each key (N)'),
   option('read-consistency', 'readConsistency', 'level', consistencyLevels.join('|'), 'ONE', 'default replicas a read waits for'),
   option('write-consistency', 'writeConsistency', 'level', consistencyLevels.join('|'), 'QUORUM', 'default replicas a write waits for'),
+  option('expect-members', 'expectMembers', 'count', '<n>', 1,
+    'members a new cluster waits to see before its first placement table (later members join one at a time, streaming their slots)'),
+  option('stream-bytes-per-sec', 'streamBytesPerSec', 'count', '<n>', 64 * 1024 * 1024, 'bandwidth of the streams that move slots to this member (bytes/s, per source)'),
   ...(Object.keys(limitDescriptions) as (keyof Limits)[]).map((name) =>
     option(kebab(name), name, 'count', '<n>', defaultLimits[name], `limit: ${limitDescriptions[name]}`, true),
   ),
@@ -325,6 +332,8 @@ function clusterConfig(resolved: Map<string, Value>): ClusterConfig {
     replicas: resolved.get('replicas') as number,
     readConsistency: resolved.get('readConsistency') as Level,
     writeConsistency: resolved.get('writeConsistency') as Level,
+    expectMembers: resolved.get('expectMembers') as number,
+    streamBytesPerSec: resolved.get('streamBytesPerSec') as number,
   };
 }
 

@@ -26,6 +26,8 @@ export interface RunningNode {
   ports: { resp: number; grpc: number; admin: number; peer: number };
   /** Stops accepting, drains, closes storage. */
   close(): Promise<void>;
+  /** Resolves when this member has left its cluster (`/cluster/leave`): its process should stop. */
+  left: Promise<void>;
 }
 
 /** Expired keys deleted per sweep, how often the sweeper runs, records pruned per sweep (common/limits.ts). */
@@ -53,6 +55,8 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
   disk.onChange(logDisk);
   if (disk.isFull) logDisk(disk.state()); // found full while opening
   let member: ClusterMember | undefined;
+  let resolveLeft: () => void = () => {};
+  const left = new Promise<void>((resolve) => (resolveLeft = resolve));
   let ready = false;
   let closing = false;
   let resp: RespServer | undefined;
@@ -95,7 +99,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
 
   try {
     if (clustered) {
-      member = await startClusterMember({ config: config.cluster, host: config.host, limits: config.limits, store, hlc, logger });
+      member = await startClusterMember({ config: config.cluster, host: config.host, limits: config.limits, store, hlc, logger, dataDir: config.dataDir });
       kv = member.kv;
     } else {
       kv = soloEngine(store, hlc, config.limits);
@@ -131,6 +135,22 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
         const clock = member?.clockRefusal();
         return clock ? { ready: false, reason: clock } : true;
       },
+      postRoutes: {
+        // Operations: they wait for the change to finish (streaming included), then answer.
+        '/cluster/leave': async () => {
+          if (!member) return { status: 400, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ error: 'single node: not a cluster member' }) + '\n' };
+          await member.leave();
+          setImmediate(resolveLeft);
+          return { status: 200, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ left: config.cluster.nodeId, epoch: member.placement.epoch }) + '\n' };
+        },
+        '/cluster/remove': async (params) => {
+          const id = params.get('id') ?? '';
+          if (!member) return { status: 400, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ error: 'single node: not a cluster member' }) + '\n' };
+          if (!id) return { status: 400, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ error: "give the member to remove: POST /cluster/remove?id=<member id>" }) + '\n' };
+          await member.remove(id);
+          return { status: 200, contentType: 'application/json; charset=utf-8', body: JSON.stringify({ removed: id, epoch: member.placement.epoch }) + '\n' };
+        },
+      },
       routes: {
         '/cluster': () => ({
           status: 200,
@@ -144,10 +164,11 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
     throw err;
   }
   ready = true;
+  member?.setClientAddress(`${config.cluster.advertiseHost || config.host}:${resp.port}`);
   const ports = { resp: resp.port, grpc: grpc.port, admin: admin.port, peer: member?.peerPort ?? 0 };
   logger.info(
     { ...ports, host: config.host, dataDir: config.dataDir, durability: config.durability, ...(config.cluster.nodeId ? { nodeId: config.cluster.nodeId } : {}) },
     'listening',
   );
-  return { config, ports, close };
+  return { config, ports, close, left };
 }

@@ -5,7 +5,7 @@
  */
 import type { Clock, Timer } from '../common/clock.js';
 import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
-import type { ReplicaStore } from './store.js';
+import type { ApplyItem, ReplicaStore } from './store.js';
 import { decodeWriteReply, encodeRequest } from './protocol.js';
 
 export interface HintReplayOptions {
@@ -15,6 +15,14 @@ export interface HintReplayOptions {
   isAlive: (id: NodeId) => boolean;
   /** Placement epoch the replays carry. */
   epoch?: () => number;
+  /**
+   * Where a key's writes go now (its slot's write set), or null when placement is not known:
+   * a hint whose target no longer holds the key's slot (it was removed, or the slot moved)
+   * goes to the slot's current owners instead of waiting for the target.
+   */
+  ownersOf?: (ns: string, key: Buffer) => readonly NodeId[] | null;
+  /** Is `id` still in the placement table? Hints for a member that is not go to the owners at once. */
+  isMember?: (id: NodeId) => boolean;
 }
 
 export class HintReplayer {
@@ -53,7 +61,8 @@ export class HintReplayer {
   /** One replay round: a batch to every alive target not already being replayed to. */
   tick(): void {
     for (const target of this.store.hintTargets()) {
-      if (this.busy.has(target) || target === this.transport.self || !this.options.isAlive(target)) continue;
+      const gone = this.options.isMember ? !this.options.isMember(target) : false;
+      if (this.busy.has(target) || target === this.transport.self || (!gone && !this.options.isAlive(target))) continue;
       this.busy.add(target);
       void this.replay(target).finally(() => this.busy.delete(target));
     }
@@ -63,10 +72,27 @@ export class HintReplayer {
     for (;;) {
       const batch = this.store.peekHints(target, this.options.batchMax);
       if (batch.items.length === 0 || this.stopped) return;
+      // Split: what the target still holds goes to it; the rest to the key's current owners.
+      const ownersOf = this.options.ownersOf;
+      const keep: ApplyItem[] = [];
+      const moved = new Map<NodeId, ApplyItem[]>();
+      for (const it of batch.items) {
+        const owners = ownersOf?.(it.ns, it.key) ?? null;
+        if (owners === null || owners.includes(target)) keep.push(it);
+        else {
+          // Owners that are down now are skipped (their own hints and repair cover them); with
+          // none up, the batch waits.
+          const up = owners.filter((o) => o === this.transport.self || this.options.isAlive(o));
+          if (up.length === 0) return;
+          for (const o of up) (moved.get(o) ?? moved.set(o, []).get(o)!).push(it);
+        }
+      }
       try {
-        const request = encodeRequest({ op: 'write', epoch: this.options.epoch?.() ?? 0, hintFor: null, items: batch.items });
-        const reply = await this.transport.request(target, Channel.replica, request, this.options.timeoutMs);
-        decodeWriteReply(reply, batch.items.length);
+        if (keep.length > 0) await this.send(target, keep);
+        for (const [owner, items] of moved) {
+          if (owner === this.transport.self) await this.store.apply(items, this.clock.nowMs());
+          else await this.send(owner, items);
+        }
       } catch {
         return; // still unreachable: the next round tries again
       }
@@ -77,5 +103,10 @@ export class HintReplayer {
       }
       this.delivered += batch.items.length;
     }
+  }
+
+  private async send(node: NodeId, items: ApplyItem[]): Promise<void> {
+    const request = encodeRequest({ op: 'write', epoch: this.options.epoch?.() ?? 0, hintFor: null, items });
+    decodeWriteReply(await this.transport.request(node, Channel.replica, request, this.options.timeoutMs), items.length);
   }
 }

@@ -1,6 +1,7 @@
 /** ReplicaStore over the node's LMDB store: what a production replica keeps. */
 import type { NodeId } from '../cluster/transport.js';
 import { type Durability, type LmdbStore, openStore } from '../storage/lmdb-store.js';
+import { KvError } from '../common/errors.js';
 import type { Limits } from '../common/limits.js';
 import { vectorItemPruner } from '../compute/vector-items.js';
 import type { Record } from '../storage/record.js';
@@ -8,7 +9,7 @@ import type { KeyState } from '../storage/key-state.js';
 import type { ListSource } from '../compute/vector-search.js';
 import type { PruneResult } from './store.js';
 import type { ApplyItem, ApplyResult, Decision, HintBatch, ReplicaStore, ValueSink } from './store.js';
-import { WireReader, WireWriter } from './wire.js';
+import { WireReader, WireWriter } from '../storage/wire.js';
 
 /** Storage figures of a node, for metrics and INFO. */
 export interface StoreStats {
@@ -119,6 +120,29 @@ export class LmdbReplicaStore implements ReplicaStore {
     return nsId === undefined ? [] : this.store.rangeKeys(nsId, start, end, limit, reverse, nowMs);
   }
 
+  readSlot(ns: string, slot: number, after: Buffer | null, limit: number): { keys: Buffer[]; records: Record[] } {
+    const nsId = this.store.namespaceId(ns);
+    if (nsId === undefined) return { keys: [], records: [] };
+    const keys = this.store.slotKeys(nsId, slot, after, limit);
+    const records = keys.map((k) => {
+      const r = this.store.readRecord(nsId, k);
+      // The index entry and the header are written and removed in one transaction.
+      if (!r) throw new KvError('INTERNAL', `slot index names key '${k.toString('hex')}' with no record (namespace '${ns}', slot ${slot})`);
+      return r;
+    });
+    return { keys, records };
+  }
+
+  dropSlot(ns: string, slot: number, limit: number): Promise<number> {
+    const nsId = this.store.namespaceId(ns);
+    return nsId === undefined ? Promise.resolve(0) : this.store.dropSlot(nsId, slot, limit);
+  }
+
+  /** A write that writes nothing: commits are in order, so it is durable after every earlier one. */
+  async barrier(): Promise<void> {
+    await this.store.write(noop);
+  }
+
   listSource(ns: string, key: Buffer, nowMs: number): ListSource {
     const nsId = this.store.namespaceId(ns);
     const store = this.store;
@@ -181,6 +205,10 @@ export class LmdbReplicaStore implements ReplicaStore {
     return this.store.sweepExpired(nowMs, max);
   }
 
+  namespaces(): string[] {
+    return this.store.namespaces();
+  }
+
   /** Storage figures for metrics and INFO. */
   stats(): StoreStats {
     const s = this.store;
@@ -236,6 +264,8 @@ class LmdbKeyState implements KeyState {
     return Math.max(0, this.store.expireAt(this.nsId, this.key, this.nowMs));
   }
 }
+
+function noop(): void {}
 
 /** The state of a key in a namespace this replica has never stored. */
 const absent: KeyState = {

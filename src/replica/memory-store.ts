@@ -4,6 +4,7 @@
  * crash (the object outlives the node's transport and timers), like a disk would.
  */
 import { KvError } from '../common/errors.js';
+import { keySlot } from '../common/slots.js';
 import type { NodeId } from '../cluster/transport.js';
 import { type Record, compareSegments, emptyRecord, expire, expiryAsOfMs, merge, preferredPayload, view } from '../storage/record.js';
 import type { SegmentPruner } from '../storage/pruner.js';
@@ -101,6 +102,45 @@ export class MemoryReplicaStore implements ReplicaStore {
     return keys.slice(0, limit);
   }
 
+  readSlot(ns: string, slot: number, after: Buffer | null, limit: number): { keys: Buffer[]; records: Record[] } {
+    const entries = this.slotEntries(ns, slot, after, limit);
+    return { keys: entries.map((e) => Buffer.from(e.key)), records: entries.map((e) => copyRecord(e.record)) };
+  }
+
+  async dropSlot(ns: string, slot: number, limit: number): Promise<number> {
+    const m = this.data.get(ns);
+    if (!m) return 0;
+    // Records that hold nothing (LMDB stores none) go too, uncounted.
+    for (const [id, e] of m) if (keySlot(e.key) === slot && holdsNothing(e.record)) m.delete(id);
+    const entries = this.slotEntries(ns, slot, null, limit);
+    for (const e of entries) {
+      const id = e.key.toString('latin1');
+      m.delete(id);
+      this.pruneQueue.delete(`${ns}\u0000${id}`);
+    }
+    return entries.length;
+  }
+
+  /** Writes here are durable once applied. */
+  async barrier(): Promise<void> {}
+
+  /**
+   * The slot's stored records in key order after `after`, at most `limit`: by scanning and
+   * sorting (a simulator's stores are small). A record that holds nothing at all is left out,
+   * as LMDB stores no header for it.
+   */
+  private slotEntries(ns: string, slot: number, after: Buffer | null, limit: number): Entry[] {
+    const m = this.data.get(ns);
+    if (!m || limit <= 0) return [];
+    const out: Entry[] = [];
+    for (const e of m.values()) {
+      if (keySlot(e.key) !== slot || (after && Buffer.compare(e.key, after) <= 0) || holdsNothing(e.record)) continue;
+      out.push(e);
+    }
+    out.sort((a, b) => Buffer.compare(a.key, b.key));
+    return out.slice(0, limit);
+  }
+
   listSource(ns: string, key: Buffer, nowMs: number): ListSource {
     const e = this.data.get(ns)?.get(key.toString('latin1'));
     const v = e ? view(e.record, nowMs) : null;
@@ -109,6 +149,10 @@ export class MemoryReplicaStore implements ReplicaStore {
       pieces: v?.value ? [v.value] : null,
       field: (name) => (v ? (v.fields.find(([k]) => k.equals(name))?.[1] ?? null) : null),
     };
+  }
+
+  namespaces(): string[] {
+    return [...this.data.keys()].sort();
   }
 
   keyCount(ns: string): number {
@@ -226,6 +270,10 @@ export class MemoryReplicaStore implements ReplicaStore {
     return { records: due.length, bytesFreed };
   }
 
+}
+
+function holdsNothing(r: Record): boolean {
+  return !r.tomb && !r.base && r.appends.length === 0 && r.fields.size === 0 && !r.expiry;
 }
 
 function idBuffer(id: number): Buffer {

@@ -19,7 +19,7 @@ import { parseMetric } from '../compute/vector-score.js';
 import type { ListSearchResult, UnreadableList, VectorHit, VectorSearchRequest } from '../compute/vector-search.js';
 import type { Record } from '../storage/record.js';
 import type { ApplyItem, ApplyResult } from './store.js';
-import { WireReader, WireWriter } from './wire.js';
+import { WireReader, WireWriter } from '../storage/wire.js';
 
 /** Version of the message layouts below; a replica refuses another version. */
 export const replicaWireVersion = 1;

@@ -36,6 +36,10 @@ export interface ReplicaServiceOptions {
   hlc?: HybridClock;
   /** Refuses every request while this returns an error (this member's clock is off). */
   guard?: () => KvError | null;
+  /** Placement: refuses a request on an older epoch (STALE_EPOCH), learns a newer one. */
+  epochCheck?: (from: NodeId, epoch: number) => void;
+  /** Refuses reads while this returns an error (a wiped member not yet restored). */
+  readGuard?: () => KvError | null;
 }
 
 /** Runs a vector search over this replica's copies of the lists. */
@@ -67,6 +71,8 @@ export class ReplicaService {
   private readonly limits: ReplicaServiceOptions['limits'];
   private readonly hlc: HybridClock | undefined;
   private readonly guard: (() => KvError | null) | undefined;
+  private readonly epochCheck: ReplicaServiceOptions['epochCheck'];
+  private readonly readGuard: ReplicaServiceOptions['readGuard'];
   private readonly self: NodeId;
   /** Writes refused because their versions were too far ahead. */
   refusedAhead = 0;
@@ -77,6 +83,8 @@ export class ReplicaService {
     this.limits = options.limits;
     this.hlc = options.hlc;
     this.guard = options.guard;
+    this.epochCheck = options.epochCheck;
+    this.readGuard = options.readGuard;
     this.self = options.transport.self;
     options.transport.handle(Channel.replica, (from, payload) => this.handle(from, payload));
   }
@@ -88,6 +96,11 @@ export class ReplicaService {
     const refusal = this.guard?.();
     if (refusal) throw refusal;
     const req = decodeRequest(payload, this.limits);
+    this.epochCheck?.(from, req.epoch);
+    if (req.op !== 'write') {
+      const refused = this.readGuard?.();
+      if (refused) throw refused;
+    }
     const nowMs = this.clock.nowMs();
     switch (req.op) {
       case 'write': {

@@ -76,6 +76,8 @@ export interface ReplicaStore {
   scan(ns: string, start: Buffer, end: Buffer | null, limit: number, reverse: boolean, nowMs: number): Buffer[];
   /** A key's value as stored pieces plus its fields, for near-data operators (vector search). */
   listSource(ns: string, key: Buffer, nowMs: number): ListSource;
+  /** Namespaces with records here, sorted. */
+  namespaces(): string[];
   /** Keys held here (a node-local figure, like Redis Cluster's DBSIZE). */
   keyCount(ns: string): number;
   /** Stores hints for `target` durably; rejects OVERLOADED over `hintsMax` / `hintBytesMax`. */
@@ -86,6 +88,21 @@ export interface ReplicaStore {
   /** Nodes that have hints waiting. */
   hintTargets(): NodeId[];
   hintCount(): number;
+  /**
+   * Up to `limit` records of hash slot `slot` (see common/slots.ts), in key order, strictly
+   * after `after` (or from the first): their keys, and full records as `read` returns them
+   * (tombstones included), for moving a slot to another replica. Reads the slot alone, not
+   * the namespace; page on with the last key returned.
+   */
+  readSlot(ns: string, slot: number, after: Buffer | null, limit: number): { keys: Buffer[]; records: Record[] };
+  /**
+   * Physically removes up to `limit` records of the slot (first in key order), leaving no
+   * tombstone, in one durable write: for a replica that no longer holds the slot. Returns how
+   * many were removed; fewer than `limit` means none is left.
+   */
+  dropSlot(ns: string, slot: number, limit: number): Promise<number>;
+  /** Resolves once every write queued before the call is durable; rejects as a write would. */
+  barrier(): Promise<void>;
   /** Queues the records of `keys` for pruning (see storage/pruner.ts). */
   queuePrune(ns: string, keys: Buffer[]): Promise<number>;
   /** Prunes at most `maxRecords` queued records in one durable write. */

@@ -5,6 +5,12 @@
  *   segments  nsId(4) keyLen(2) key segKey(28) -> entry: base, one append, or a chunk
  *   fields    nsId(4) keyLen(2) key name       -> version(12) live(1) value
  *   expiries  atMs(8) nsId(4) key              -> (empty): index for the expiry sweeper
+ *   slots     nsId(4) slot(2) key              -> (empty): index of a hash slot's records
+ *
+ * The slots table holds one entry per record header (tombstones included), written and
+ * removed in the transaction that creates or removes the header: one slot's records are
+ * read, moved or dropped without scanning the namespace. Slot is `keySlot(key)`, big-endian,
+ * so a slot's entries are contiguous and in key order.
  *
  * segKey = version(12) opId(16), so a record's entries sort in version order. The base is
  * inlined in the header while the record has no appends (one lookup per GET); the first
@@ -103,6 +109,34 @@ export function expiryKey(atMs: number, nsId: number, key: Buffer): Buffer {
 
 export function decodeExpiryKey(k: Buffer): { atMs: number; nsId: number; key: Buffer } {
   return { atMs: Number(k.readBigUInt64BE(0)), nsId: k.readUInt32BE(8), key: k.subarray(12) };
+}
+
+// ---- slot index keys ----
+
+export const slotKeyPrefixBytes = nsIdBytes + 2;
+
+/**
+ * Slot index key of (nsId, slot, key), built in one buffer. `pad` zero bytes are appended:
+ * with 1, the smallest key after it (the exclusive start of a page).
+ */
+export function slotEntryKey(nsId: number, slot: number, key: Buffer, pad = 0): Buffer {
+  const out = Buffer.allocUnsafe(slotKeyPrefixBytes + key.length + pad);
+  out.writeUInt32BE(nsId, 0);
+  out.writeUInt16BE(slot, nsIdBytes);
+  key.copy(out, slotKeyPrefixBytes);
+  if (pad > 0) out.fill(0, slotKeyPrefixBytes + key.length);
+  return out;
+}
+
+/**
+ * First slot index key of (nsId, slot); `slotStart(nsId, slot + 1)` is the end of the slot
+ * (slot 16383 + 1 still fits the u16 and sorts after every slot).
+ */
+export function slotStart(nsId: number, slot: number): Buffer {
+  const out = Buffer.allocUnsafe(slotKeyPrefixBytes);
+  out.writeUInt32BE(nsId, 0);
+  out.writeUInt16BE(slot, nsIdBytes);
+  return out;
 }
 
 // ---- header ----

@@ -18,6 +18,7 @@
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { KvError, overloaded } from '../common/errors.js';
+import { keySlot, slotCount } from '../common/slots.js';
 import { DiskSpace } from './disk-space.js';
 import { type Record, type Segment, expiryAsOfMs, newestTs, preferredPayload } from './record.js';
 import type { SegmentPruner } from './pruner.js';
@@ -57,6 +58,9 @@ import {
   recordKey,
   segKeyBytes,
   segmentKey,
+  slotEntryKey,
+  slotKeyPrefixBytes,
+  slotStart,
 } from './layout.js';
 
 export type Durability = 'fsync' | 'commit' | 'none';
@@ -103,10 +107,17 @@ const statsKey = 'stats';
 /**
  * On-disk layout version (layout.ts); bump it when the layout changes incompatibly.
  * 2: the prunes table, and compacted vector item batches (count 0 allowed), which format-1
- * code would misread; format-1 data is upgraded in place (it is valid format 2).
+ * code would misread; format-1 data is valid format 2.
+ * 3: the slots table (index of each hash slot's records), which format-2 code would not keep
+ * up to date. Format 1 and 2 data is upgraded in place: the index is built from the records.
  */
-const storageFormat = 2;
-const upgradableFormats: readonly number[] = [1];
+const storageFormat = 3;
+const upgradableFormats: readonly number[] = [1, 2];
+/**
+ * Records indexed per transaction while an upgrade builds the slot index: bounds the size of
+ * one transaction (and the dirty pages it holds) whatever the size of the store.
+ */
+const slotIndexBuildBatch = 10_000;
 const formatKey = 'format';
 const nsKeyPrefix = 'ns:';
 
@@ -120,6 +131,8 @@ export class LmdbStore {
   private readonly hints: Database<Buffer, Buffer>;
   /** Records waiting for a prune: records key -> empty. */
   private readonly prunes: Database<Buffer, Buffer>;
+  /** Each record's hash slot: nsId slot key -> empty (layout.ts). */
+  private readonly slots: Database<Buffer, Buffer>;
   private readonly pruner: SegmentPruner | undefined;
   private readonly syncCommits: boolean;
   private hintCounts = new Map<string, number>();
@@ -132,6 +145,12 @@ export class LmdbStore {
   private readonly nsUnwritten = new Map<string, number>();
   /** True until a commit has written the storage format (it could not be written at open). */
   private formatUnwritten = false;
+  /**
+   * False while the slot index misses records written in an earlier format: an upgrade that
+   * a full disk stopped at open. Slot reads then scan the namespace, and no commit writes the
+   * new format; the next open with free space builds the index again.
+   */
+  private slotIndexReady = true;
   /** Counters as of the last commit that succeeded: what readers see. */
   private stats: Stats;
   /**
@@ -184,6 +203,7 @@ export class LmdbStore {
     this.system = this.env.openDB<unknown, string>('system', { encoding: 'msgpack' });
     this.hints = this.env.openDB<Buffer, Buffer>('hints', binary);
     this.prunes = this.env.openDB<Buffer, Buffer>('prunes', binary);
+    this.slots = this.env.openDB<Buffer, Buffer>('slots', binary);
     this.pruner = options.pruner;
     this.syncCommits = options.syncCommits ?? false;
     this.hintsMax = options.hintsMax ?? 1_000_000;
@@ -200,11 +220,17 @@ export class LmdbStore {
       throw new Error(`data at '${options.path}' is in storage format ${format}; this ragkv reads format ${storageFormat}`);
     }
     if (format !== storageFormat) {
-      // Format 1 data is valid format 2, and a new store holds nothing yet: on a full disk,
-      // the node starts and serves reads, and the first commit that succeeds writes the format.
+      // Earlier formats lack only the slot index, and a new store holds nothing yet: on a full
+      // disk, the node starts and serves reads, and the first commit that succeeds writes a new
+      // store's format; an upgrade waits for an open with space (slotIndexReady).
       this.formatUnwritten = true;
+      this.slotIndexReady = format === undefined;
       if (!this.disk.isFull) {
         try {
+          if (!this.slotIndexReady) {
+            this.buildSlotIndex();
+            this.slotIndexReady = true;
+          }
           this.system.putSync(formatKey, storageFormat);
           this.formatUnwritten = false;
         } catch (err) {
@@ -217,6 +243,30 @@ export class LmdbStore {
     }
     this.stats = this.committedStats();
     this.txnStats = this.stats;
+  }
+
+  /**
+   * Builds the slot index from the records table, `slotIndexBuildBatch` records per
+   * transaction (at open, before any write). Starts from an empty index: entries left by an
+   * upgrade that stopped part way may name records that an older version removed since.
+   */
+  private buildSlotIndex(): void {
+    this.slots.clearSync();
+    let after: Buffer | null = null;
+    for (;;) {
+      const start: Buffer | undefined = after ? Buffer.concat([after, zeroByte]) : undefined;
+      const last: Buffer | null = this.env.transactionSync(() => {
+        let seen: Buffer | null = null;
+        for (const rk of this.records.getKeys({ start, limit: slotIndexBuildBatch })) {
+          const key = rk.subarray(4);
+          this.slots.put(slotEntryKey(rk.readUInt32BE(0), keySlot(key), key), emptyBuffer);
+          seen = rk;
+        }
+        return seen;
+      });
+      if (last === null) return;
+      after = last;
+    }
   }
 
   /** The counters the database holds (inside a write callback: as this transaction sees them). */
@@ -469,6 +519,31 @@ export class LmdbStore {
     return out;
   }
 
+  /**
+   * Keys of slot `slot`'s records in namespace `nsId` (tombstones included), in key order,
+   * strictly after `after` (or from the first), at most `limit` of them: read from the slot
+   * index, without scanning the namespace. Inside `write`, as this transaction sees them.
+   */
+  slotKeys(nsId: number, slot: number, after: Buffer | null, limit: number): Buffer[] {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= slotCount) throw new RangeError(`slot must be an integer in 0..${slotCount - 1}, got ${slot}`);
+    const out: Buffer[] = [];
+    if (limit <= 0) return out;
+    if (!this.slotIndexReady) {
+      // An upgrade a full disk stopped: the index is incomplete, the records table is not.
+      const start = after ? Buffer.concat([recordKey(nsId, after), zeroByte]) : nsStart(nsId);
+      for (const rk of this.records.getKeys({ start, end: nsEnd(nsId) })) {
+        const key = rk.subarray(4);
+        if (keySlot(key) !== slot) continue;
+        out.push(key);
+        if (out.length >= limit) break;
+      }
+      return out;
+    }
+    const start = after ? slotEntryKey(nsId, slot, after, 1) : slotStart(nsId, slot);
+    for (const k of this.slots.getKeys({ start, end: slotStart(nsId, slot + 1), limit })) out.push(k.subarray(slotKeyPrefixBytes));
+    return out;
+  }
+
   /** Physical layout of a record (for tests and diagnostics). */
   layoutOf(nsId: number, key: Buffer): { headerBytes: number; entries: number } {
     const raw = this.records.getBinaryFast(recordKey(nsId, key));
@@ -552,7 +627,7 @@ export class LmdbStore {
       // in the same transaction as the records that use their ids.
       for (const [name, id] of this.nsUnwritten) this.system.put(nsKeyPrefix + name, id);
       nsWritten = [...this.nsUnwritten];
-      if (this.formatUnwritten) {
+      if (this.formatUnwritten && this.slotIndexReady) {
         this.system.put(formatKey, storageFormat);
         formatWritten = true;
       }
@@ -694,8 +769,10 @@ export class LmdbStore {
     this.noteVersions(delta);
     if (h.tomb || h.baseVersion || h.entries > 0 || h.fieldEntries > 0 || h.expiryVersion) {
       this.records.put(rk, encodeHeader(h));
+      if (!raw) this.slots.put(slotEntryKey(nsId, keySlot(key), key), emptyBuffer);
     } else if (raw) {
       this.records.remove(rk);
+      this.slots.remove(slotEntryKey(nsId, keySlot(key), key));
     }
     const countedAfter = counted(h);
     if (countedAfter !== countedBefore || h.size !== sizeBefore) {
@@ -1041,6 +1118,50 @@ export class LmdbStore {
     });
   }
 
+  // ------------------------------------------------------------------ slots
+
+  /**
+   * Physically removes up to `limit` records of slot `slot` in namespace `nsId` (first in
+   * key order), with everything they own, in one durable write: for a replica that no
+   * longer holds the slot. Returns how many were removed; fewer than `limit` means the slot
+   * is empty here now. Nothing is left behind for them: not a tombstone, since the records
+   * live on at the slot's replicas.
+   */
+  async dropSlot(nsId: number, slot: number, limit: number): Promise<number> {
+    return this.write(() => {
+      // Read inside the transaction: a record created since the call is dropped too.
+      const keys = this.slotKeys(nsId, slot, null, limit);
+      for (const key of keys) this.removeRecord(nsId, slot, key);
+      return keys.length;
+    });
+  }
+
+  /**
+   * Removes a record's header, segments, fields, expiry and slot index entries and its place
+   * in the prune queue (only inside `write`), and takes it out of the counters.
+   */
+  private removeRecord(nsId: number, slot: number, key: Buffer): void {
+    const rk = recordKey(nsId, key);
+    this.slots.remove(slotEntryKey(nsId, slot, key));
+    this.prunes.remove(rk);
+    const raw = this.records.get(rk);
+    if (raw === undefined) return;
+    const h = decodeHeader(raw);
+    const prefix = ownerPrefix(nsId, key);
+    const end = prefixEnd(prefix);
+    // Not judged by the header's counts: a physical removal leaves no entry behind.
+    for (const k of [...this.segments.getKeys({ start: prefix, end })]) this.segments.remove(k);
+    for (const k of [...this.fields.getKeys({ start: prefix, end })]) this.fields.remove(k);
+    if (h.expireAtMs > 0) this.expiries.remove(expiryKey(h.expireAtMs, nsId, key));
+    this.records.remove(rk);
+    if (counted(h) || h.size !== 0) {
+      const stats = this.txnStats;
+      if (counted(h)) stats.keys[nsId] = (stats.keys[nsId] ?? 0) - 1;
+      stats.bytes -= h.size;
+      this.statsDirty = true;
+    }
+  }
+
   // ------------------------------------------------------------------ hints
 
   /** Stores hints for `target` in one durable write; refuses OVERLOADED over the bounds. */
@@ -1163,6 +1284,8 @@ function commitQueuedTick(store: LmdbStore): void {
 }
 
 const emptyBuffer = Buffer.alloc(0);
+/** Appended to a key: the smallest key after it (the exclusive start of a page). */
+const zeroByte = Buffer.from([0]);
 const emptyDelta: Record = { tomb: null, base: null, appends: [], fields: new Map(), expiry: null };
 
 function counted(h: Header): boolean {

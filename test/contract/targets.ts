@@ -166,6 +166,7 @@ export async function restartedMember(): Promise<ContractTarget> {
         epoch: 0,
         solo: false,
         replicasFor: (ns, key) => ring.replicasFor(ns, key),
+        writeTargets: (ns, key) => ({ all: ring.replicasFor(ns, key), sets: null }),
         walkFrom: (ns, key) => ring.walkFrom(ns, key),
         isAlive: (id) => id === self,
         aliveMembers: () => [self],

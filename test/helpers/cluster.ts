@@ -33,7 +33,14 @@ export interface MemberProcess extends Omit<NodeProcess, 'ports' | 'logs'> {
 /** What GET /cluster answers (the parts the tests read). */
 export interface ClusterStatus {
   self: string;
-  members: { id: string; address: string; status: string; incarnation: number }[];
+  members: { id: string; address: string; status: string; incarnation: number; inTable: boolean; slots: number; client: string }[];
+  placement: {
+    epoch: number;
+    change: { kind: string; member: string; stage: string; moving: number } | null;
+    stream: { keys: number; bytes: number; done: boolean };
+    counters: { streamedKeys: number; droppedKeys: number; staleRefusals: number };
+    awaitingRestore: boolean;
+  } | null;
   hints: { pending: number; delivered: number };
   coordinator: { readRepairs: number; hintsStored: number; sloppyWrites: number };
 }
@@ -232,10 +239,12 @@ export class ProcessCluster {
         ...(gid !== undefined ? { gid } : {}),
       });
     }
-    const cluster = new ProcessCluster(specs, dir, options.extraArgs ?? []);
+    // All members form the first placement table together (PlacementTable.initial of them all).
+    const cluster = new ProcessCluster(specs, dir, ['--expect-members', String(specs.length), ...(options.extraArgs ?? [])]);
     try {
       await Promise.all(specs.map((_, i) => cluster.startMember(i, options.startTimeoutMs)));
       await cluster.waitAllAlive(30_000);
+      await cluster.waitPlacementSettled(30_000);
       return cluster;
     } catch (err) {
       await cluster.destroy();
@@ -307,6 +316,28 @@ export class ProcessCluster {
         return seen.every((s) => subjects.every((j) => memberStatus(s, this.id(j)) === status));
       },
       { timeoutMs, describe: () => last },
+    );
+  }
+
+  /**
+   * Polls until every running member has the same placement epoch, no change in flight, and
+   * `members` (default: every member) in its table.
+   */
+  async waitPlacementSettled(timeoutMs: number, members: number[] = this.specs.map((_, i) => i)): Promise<number> {
+    let last = '';
+    return waitFor(
+      'every running member on one settled placement table',
+      async () => {
+        const seen = (await this.statuses()).filter((s): s is ClusterStatus => s !== null);
+        last = seen.map((s) => `${s.self}: epoch ${s.placement?.epoch ?? 0}${s.placement?.change ? ` (${s.placement.change.kind} ${s.placement.change.stage})` : ''}`).join('; ');
+        const epochs = new Set(seen.map((s) => s.placement?.epoch ?? 0));
+        const ok =
+          epochs.size === 1 &&
+          !epochs.has(0) &&
+          seen.every((s) => !s.placement?.change && members.every((j) => s.members.find((m) => m.id === this.id(j))?.inTable));
+        return ok ? seen[0]!.placement!.epoch : undefined;
+      },
+      { timeoutMs, intervalMs: 100, describe: () => last },
     );
   }
 

@@ -19,6 +19,11 @@ export interface PlacementMember {
   id: NodeId;
   /** Failure zone; empty or absent when not configured. */
   zone?: string;
+  /**
+   * Identity of the member's data directory (random, made with it). A member that comes back
+   * with another one lost its disk: it is restored before it is read (see table.ts).
+   */
+  dataId?: number;
 }
 
 export type SlotLists = readonly (readonly NodeId[])[];

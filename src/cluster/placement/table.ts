@@ -16,7 +16,7 @@
  */
 import { KvError } from '../../common/errors.js';
 import { keySlot, slotCount } from '../../common/slots.js';
-import { WireReader, WireWriter } from '../../replica/wire.js';
+import { WireReader, WireWriter } from '../../storage/wire.js';
 import type { NodeId } from '../transport.js';
 import { type PlacementMember, type SlotLists, planSlots } from './planner.js';
 
@@ -28,6 +28,8 @@ export interface PlacementChange {
   /** The member joining, leaving, removed or restoring. */
   member: NodeId;
   stage: ChangeStage;
+  /** Epoch of the change's first table: names the change (streams are resumed by it). */
+  since: number;
   /** The assignment the change moves to. */
   target: SlotLists;
 }
@@ -121,6 +123,10 @@ export class PlacementTable {
     return this.members.some((m) => m.id === id);
   }
 
+  member(id: NodeId): PlacementMember | undefined {
+    return this.members.find((m) => m.id === id);
+  }
+
   /** Slots whose owners (or target, during a change) include `id`. */
   slotsHeldBy(id: NodeId, lists: SlotLists = this.owners): number[] {
     const out: number[] = [];
@@ -145,7 +151,8 @@ export class PlacementTable {
   }
 
   /** The table a change starts with (stage write-both), from this stable table. */
-  begin(kind: ChangeKind, member: NodeId, driver: NodeId, zone?: string): PlacementTable {
+  begin(kind: ChangeKind, member: NodeId, driver: NodeId, identity: { zone?: string; dataId?: number } = {}): PlacementTable {
+    const { zone, dataId } = identity;
     if (this.change) throw new KvError('UNAVAILABLE', `a membership change is in flight (${this.change.kind} of '${this.change.member}', ${this.change.stage}, epoch ${this.epoch}): one change at a time; retry when it is done`);
     const present = this.isMember(member);
     let members = [...this.members];
@@ -154,7 +161,7 @@ export class PlacementTable {
     switch (kind) {
       case 'join':
         if (present) throw new KvError('INVALID_ARGUMENT', `'${member}' is already a member`);
-        members = sortMembers([...members, zone ? { id: member, zone } : { id: member }]);
+        members = sortMembers([...members, { id: member, ...(zone ? { zone } : {}), ...(dataId !== undefined ? { dataId } : {}) }]);
         target = planSlots(this.owners, members, this.replicas);
         break;
       case 'leave':
@@ -170,9 +177,11 @@ export class PlacementTable {
         // The member lost its data: it is written but not read until it has streamed it back.
         target = this.owners;
         owners = this.owners.map((l) => (l.length > 1 ? l.filter((id) => id !== member) : l));
+        // The table now knows the member's new disk: it is no longer "awaiting restore".
+        members = members.map((m) => (m.id === member && dataId !== undefined ? { ...m, dataId } : m));
         break;
     }
-    return new PlacementTable(this.epoch + 1, driver, this.replicas, members, owners, { kind, member, stage: 'write-both', target });
+    return new PlacementTable(this.epoch + 1, driver, this.replicas, members, owners, { kind, member, stage: 'write-both', since: this.epoch + 1, target });
   }
 
   /** The next stage of the change in flight: read-new, then the stable table (use-new). */
@@ -189,7 +198,7 @@ export class PlacementTable {
   encode(): Buffer {
     const w = new WireWriter().u8(placementCodecVersion).u32(this.epoch).str(this.driver).u8(this.replicas).u8(this.members.length);
     const index = new Map(this.members.map((m, i) => [m.id, i]));
-    for (const m of this.members) w.str(m.id).str(m.zone ?? '');
+    for (const m of this.members) w.str(m.id).str(m.zone ?? '').u32(m.dataId ?? 0);
     const lists = (ls: SlotLists) => {
       for (const l of ls) {
         w.u8(l.length);
@@ -199,7 +208,7 @@ export class PlacementTable {
     lists(this.owners);
     if (!this.change) w.u8(0);
     else {
-      w.u8(1).u8(kinds.indexOf(this.change.kind)).str(this.change.member).u8(stages.indexOf(this.change.stage));
+      w.u8(1).u8(kinds.indexOf(this.change.kind)).str(this.change.member).u8(stages.indexOf(this.change.stage)).u32(this.change.since);
       lists(this.change.target);
     }
     return w.done();
@@ -217,7 +226,8 @@ export class PlacementTable {
     for (let i = 0; i < count; i++) {
       const id = r.str();
       const zone = r.str();
-      members.push(zone ? { id, zone } : { id });
+      const dataId = r.u32();
+      members.push({ id, ...(zone ? { zone } : {}), ...(dataId ? { dataId } : {}) });
     }
     const lists = (): NodeId[][] => {
       const out: NodeId[][] = new Array(slotCount);
@@ -240,8 +250,9 @@ export class PlacementTable {
       const kind = kinds[r.u8()];
       const member = r.str();
       const stage = stages[r.u8()];
+      const since = r.u32();
       if (!kind || !stage) throw new KvError('PROTOCOL', 'placement table: unknown change kind or stage');
-      change = { kind, member, stage, target: lists() };
+      change = { kind, member, stage, since, target: lists() };
     }
     r.end();
     try {

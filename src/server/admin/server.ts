@@ -36,6 +36,8 @@ export interface AdminServerOptions {
   logger: Logger;
   /** Extra GET routes by exact path, e.g. `{ '/cluster': ... }`; they may not replace the built-in ones. */
   routes?: Record<string, AdminRoute>;
+  /** POST routes (operations such as `/cluster/leave`), given the query string's parameters. */
+  postRoutes?: Record<string, (params: URLSearchParams) => AdminResponse | Promise<AdminResponse>>;
 }
 
 export interface AdminServer {
@@ -95,7 +97,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     // A request body is never used; drain it so keep-alive connections stay usable.
     req.resume();
     const path = pathOf(req.url ?? '/');
-    const route = routes.get(path);
+    const post = options.postRoutes?.[path];
+    const route = routes.get(path) ?? (post ? () => json(405, { error: `method GET not allowed, use POST`, path }) : undefined);
     const answer = (response: AdminResponse, headers: Record<string, string> = {}): void => {
       res.writeHead(response.status, {
         'content-type': response.contentType,
@@ -106,6 +109,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     };
     if (route === undefined) {
       answer(json(404, { error: 'not found', path, routes: [...routes.keys()] }));
+      return;
+    }
+    if (post && req.method === 'POST') {
+      const params = new URL(req.url ?? '/', 'http://admin').searchParams;
+      Promise.resolve()
+        .then(() => post(params))
+        .then(answer, (err: unknown) => answer(json(errorStatus(err), { error: err instanceof Error ? err.message : String(err), path })));
       return;
     }
     if (req.method !== 'GET') {
@@ -144,6 +154,15 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return closed;
     },
   };
+}
+
+/** An operation's error as HTTP: the operator's mistake is 4xx, a retryable state 503. */
+function errorStatus(err: unknown): number {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'INVALID_ARGUMENT') return 400;
+  if (code === 'NOT_FOUND') return 404;
+  if (code === 'UNAVAILABLE' || code === 'STALE_EPOCH') return 503;
+  return 500;
 }
 
 /** The path of a request target, without query string; a target that is not a path yields ''. */

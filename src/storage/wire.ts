@@ -1,6 +1,6 @@
 /** A small bounds-checked binary writer/reader for internode messages. */
-import { encodedRecordBytes, readRecord, writeRecord } from '../storage/record-codec.js';
-import type { Record } from '../storage/record.js';
+import { encodedRecordBytes, readRecord, writeRecord } from './record-codec.js';
+import type { Record } from './record.js';
 
 export class WireWriter {
   private buf: Buffer;

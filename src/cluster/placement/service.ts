@@ -1,0 +1,541 @@
+/**
+ * Placement at run time: this member's copy of the placement table, how tables spread
+ * (offered by whoever makes one, fetched from any peer that gossips a newer epoch), and the
+ * membership changes themselves (DESIGN.md, "Elasticity"):
+ *
+ *   - bootstrap: a member with no table that sees `expectMembers` members, none with a table,
+ *     and is the lowest id among them, makes the first table of them all;
+ *   - propose: join, leave, remove or restore starts a change (stage write-both);
+ *   - stream: a member gaining slots pulls them from every live owner (owners adopt the
+ *     change's table first and flush the writes they accepted before), merging records, at a
+ *     bounded rate, resuming from a saved cursor after a crash of either side;
+ *   - steward: the lowest-id live member of the table polls the gainers, and once all are
+ *     caught up offers read-new, then the stable table (use-new), to every live member
+ *     before going on (a barrier: every live member has it);
+ *   - cleanup: a member drops the slots a stable table no longer gives it.
+ *
+ * Replicas refuse requests carrying an older epoch (STALE_EPOCH), so a coordinator that
+ * missed a stage cannot write only to the old owners after a stream has started, nor read
+ * a copy that was dropped. Pure: Transport, Clock and the stores are injected.
+ */
+import type { Clock } from '../../common/clock.js';
+import { sleep } from '../../common/clock.js';
+import { KvError } from '../../common/errors.js';
+import { slotCount } from '../../common/slots.js';
+import type { Record } from '../../storage/record.js';
+import { WireReader, WireWriter } from '../../storage/wire.js';
+import { Channel, type NodeId, type Transport } from '../transport.js';
+import { type ChangeKind, PlacementTable } from './table.js';
+
+/** What placement needs of this member's records. */
+export interface SlotStore {
+  namespaces(): string[];
+  readSlot(ns: string, slot: number, after: Buffer | null, limit: number): { keys: Buffer[]; records: Record[] };
+  apply(items: { ns: string; key: Buffer; delta: Record }[], nowMs: number): Promise<unknown>;
+  /** Resolves once every write queued before it is durable. */
+  barrier(): Promise<void>;
+  dropSlot(ns: string, slot: number, limit: number): Promise<number>;
+}
+
+/** Where the table and the stream cursor survive a restart. */
+export interface PlacementPersistence {
+  loadTable(): Buffer | null;
+  saveTable(table: Buffer): Promise<void>;
+  loadStream(): string | null;
+  saveStream(state: string): Promise<void>;
+}
+
+export interface PlacementOptions {
+  self: NodeId;
+  zone?: string;
+  /** This member's data directory identity (see PlacementMember.dataId). */
+  dataId: number;
+  replicas: number;
+  transport: Transport;
+  clock: Clock;
+  store: SlotStore;
+  persistence: PlacementPersistence;
+  isAlive: (id: NodeId) => boolean;
+  /** Members known to membership (any status), for barriers and bootstrap. */
+  knownMembers: () => { id: NodeId; zone: string; alive: boolean; dataId: number }[];
+  /** Members needed before the first table is made (1: a member alone starts a cluster). */
+  expectMembers: number;
+  /** May this member make the first table (false while its seeds have not answered)? */
+  mayBootstrap: () => boolean;
+  /** Stream bandwidth per member, bytes/s. */
+  streamBytesPerSec: number;
+  /** Records' bytes per stream page. */
+  streamPageBytes?: number;
+  requestTimeoutMs?: number;
+  tickMs?: number;
+  log?: (fields: object, message: string) => void;
+}
+
+const Op = Object.freeze({ get: 1, offer: 2, progress: 3, stream: 4 });
+
+/** A gainer's stream, as the steward and `ragkv cluster status` see it. */
+export interface StreamProgress {
+  since: number;
+  done: boolean;
+  slots: number;
+  sourcesDone: number;
+  sources: number;
+  keys: number;
+  bytes: number;
+}
+
+interface SourceCursor {
+  slots: number[];
+  pos: number;
+  ns: string;
+  after: string | null; // hex
+  done: boolean;
+  skipped: boolean;
+}
+
+interface StreamState {
+  since: number;
+  sources: { [id: string]: SourceCursor };
+  keys: number;
+  bytes: number;
+}
+
+export class Placement {
+  private current: PlacementTable | null;
+  private readonly listeners: ((t: PlacementTable, prev: PlacementTable | null) => void)[] = [];
+  private readonly fetching = new Map<NodeId, Promise<void>>();
+  private stream: StreamState | null = null;
+  private streaming: Promise<void> | null = null;
+  private stewarding = false;
+  private cleaning: Promise<void> | null = null;
+  private flushedEpoch = 0;
+  private flushing: Promise<void> | null = null;
+  private timer: { cancel(): void } | null = null;
+  private stopped = false;
+  readonly counters = { tablesAdopted: 0, staleRefusals: 0, streamedKeys: 0, streamedBytes: 0, droppedKeys: 0, stewardSteps: 0 };
+  private readonly pageBytes: number;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly o: PlacementOptions) {
+    const saved = o.persistence.loadTable();
+    this.current = saved ? PlacementTable.decode(saved) : null;
+    const s = o.persistence.loadStream();
+    this.stream = s ? (JSON.parse(s) as StreamState) : null;
+    this.pageBytes = o.streamPageBytes ?? 256 * 1024;
+    this.timeoutMs = o.requestTimeoutMs ?? 5000;
+    o.transport.handle(Channel.placement, (from, payload) => this.handle(from, payload));
+  }
+
+  get table(): PlacementTable | null {
+    return this.current;
+  }
+
+  get epoch(): number {
+    return this.current?.epoch ?? 0;
+  }
+
+  /**
+   * True while this member is listed as an owner but holds nothing yet: a wiped disk whose
+   * restore has not started. Its copy must not answer reads.
+   */
+  get awaitingRestore(): boolean {
+    const known = this.current?.member(this.o.self)?.dataId;
+    return known !== undefined && known !== this.o.dataId;
+  }
+
+  on(listener: (t: PlacementTable, prev: PlacementTable | null) => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    this.stopped = false;
+    if (this.current) this.afterAdopt(this.current, null);
+    const loop = () => {
+      if (this.stopped) return;
+      this.timer = this.o.clock.setTimer(this.o.tickMs ?? 200, () => {
+        this.tick();
+        loop();
+      });
+    };
+    loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+  }
+
+  /** Adopts `t` if it is newer than this member's table; true if it did. */
+  adopt(t: PlacementTable): boolean {
+    const prev = this.current;
+    if (prev && !prev.olderThan(t)) return false;
+    this.current = t;
+    this.counters.tablesAdopted++;
+    void this.o.persistence.saveTable(t.encode()).catch((err: unknown) => this.o.log?.({ err }, 'placement table not saved'));
+    this.o.log?.({ ...t.summary() }, 'placement table adopted');
+    this.afterAdopt(t, prev);
+    for (const l of this.listeners) l(t, prev);
+    return true;
+  }
+
+  private afterAdopt(t: PlacementTable, prev: PlacementTable | null): void {
+    const c = t.change;
+    if (c && (!this.stream || this.stream.since !== c.since) && t.gains(this.o.self).length > 0) this.stream = null;
+    if (c && t.gains(this.o.self).length > 0) this.startStream(t);
+    if (!c && prev) this.startCleanup(t, prev);
+  }
+
+  /** A peer says it has `epoch` (gossip, or a request): fetch its table if newer. */
+  noteEpoch(from: NodeId, epoch: number, driver = ''): void {
+    if (from === this.o.self) return;
+    const cur = this.current;
+    if (cur && !cur.olderThan({ epoch, driver })) return;
+    if (epoch === 0) return;
+    void this.fetchFrom(from).catch(() => {});
+  }
+
+  /** Fetches `from`'s table and adopts it if newer. */
+  fetchFrom(from: NodeId): Promise<void> {
+    let p = this.fetching.get(from);
+    if (!p) {
+      p = this.o.transport
+        .request(from, Channel.placement, new WireWriter().u8(Op.get).done(), this.timeoutMs)
+        .then((reply) => {
+          if (reply.length > 0) this.adopt(PlacementTable.decode(reply));
+        })
+        .finally(() => this.fetching.delete(from));
+      this.fetching.set(from, p);
+    }
+    return p;
+  }
+
+  /** A request carried `epoch`: refuse it if older than this member's (the sender refreshes and retries). */
+  checkEpoch(from: NodeId, epoch: number): void {
+    const mine = this.epoch;
+    if (epoch < mine) {
+      this.counters.staleRefusals++;
+      throw new KvError('STALE_EPOCH', `placement epoch ${epoch} is older than this member's ${mine}: refresh the table and retry`);
+    }
+    if (epoch > mine) this.noteEpoch(from, epoch, '\uffff');
+  }
+
+  // ---------------------------------------------------------------- changes
+
+  /** Starts a change driven by this member; resolves once every live member has its first table. */
+  async propose(kind: ChangeKind, member: NodeId): Promise<PlacementTable> {
+    const t = this.current;
+    if (!t) throw new KvError('UNAVAILABLE', 'this member has no placement table yet (the cluster has not formed): retry');
+    if (kind === 'remove' && this.o.isAlive(member) && member !== this.o.self) {
+      throw new KvError('INVALID_ARGUMENT', `'${member}' is alive: a live member leaves ('ragkv cluster leave' on it), only a dead one is removed`);
+    }
+    const next = t.begin(kind, member, this.o.self, member === this.o.self ? { ...(this.o.zone ? { zone: this.o.zone } : {}), dataId: this.o.dataId } : {});
+    this.adopt(next);
+    await this.offerAll(next);
+    return next;
+  }
+
+  /** Offers `t` to every live member and waits for them (a barrier); a member with a newer table wins. */
+  private async offerAll(t: PlacementTable): Promise<void> {
+    const ids = new Set<NodeId>(t.members.map((m) => m.id));
+    for (const m of this.o.knownMembers()) if (m.alive) ids.add(m.id);
+    ids.delete(this.o.self);
+    const payload = new WireWriter(t.encode().length + 8).u8(Op.offer).bytes(t.encode()).done();
+    await Promise.all(
+      [...ids].map(async (id) => {
+        for (let attempt = 0; attempt < 5 && !this.stopped; attempt++) {
+          if (!this.o.isAlive(id)) return;
+          try {
+            const reply = new WireReader(await this.o.transport.request(id, Channel.placement, payload, this.timeoutMs));
+            const epoch = reply.u32();
+            const driver = reply.str();
+            if (t.olderThan({ epoch, driver })) this.noteEpoch(id, epoch, driver);
+            return;
+          } catch {
+            await sleep(this.o.clock, 100 * (attempt + 1));
+          }
+        }
+      }),
+    );
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const t = this.current;
+    if (!t) return this.maybeBootstrap();
+    if (t.change && !this.stewarding && this.isSteward(t)) {
+      this.stewarding = true;
+      void this.steward(t)
+        .catch((err: unknown) => this.o.log?.({ err: String(err) }, 'placement steward step failed; retrying'))
+        .finally(() => (this.stewarding = false));
+    }
+  }
+
+  private maybeBootstrap(): void {
+    if (!this.o.mayBootstrap()) return;
+    const alive = this.o.knownMembers().filter((m) => m.alive || m.id === this.o.self);
+    if (alive.length < this.o.expectMembers) return;
+    const ids = alive.map((m) => m.id).sort();
+    if (ids[0] !== this.o.self) return;
+    const t = PlacementTable.initial(
+      alive.map((m) => ({ id: m.id, ...(m.zone ? { zone: m.zone } : {}), ...(m.dataId ? { dataId: m.dataId } : {}) })),
+      this.o.replicas,
+      this.o.self,
+    );
+    this.o.log?.({ members: ids }, 'bootstrapping the cluster: first placement table');
+    this.adopt(t);
+    void this.offerAll(t);
+  }
+
+  /** The lowest-id live member of the table (not the one leaving or removed) drives stages. */
+  private isSteward(t: PlacementTable): boolean {
+    const c = t.change!;
+    for (const m of t.members) {
+      if ((c.kind === 'remove' || c.kind === 'leave') && m.id === c.member) continue;
+      if (m.id === this.o.self) return true;
+      if (this.o.isAlive(m.id)) return false;
+    }
+    return false;
+  }
+
+  private async steward(t: PlacementTable): Promise<void> {
+    const c = t.change!;
+    if (c.stage === 'write-both') {
+      const gainers = new Set<NodeId>();
+      for (let s = 0; s < slotCount; s++) for (const id of c.target[s]!) if (!t.owners[s]!.includes(id)) gainers.add(id);
+      for (const g of gainers) {
+        const p = g === this.o.self ? this.progress() : await this.askProgress(g);
+        if (!p || p.since !== c.since || !p.done) return; // not caught up yet (or down: the change waits)
+      }
+    }
+    if (this.current !== t) return;
+    const next = t.advance(this.o.self);
+    this.counters.stewardSteps++;
+    this.adopt(next);
+    await this.offerAll(next);
+  }
+
+  private async askProgress(id: NodeId): Promise<StreamProgress | null> {
+    if (!this.o.isAlive(id)) return null;
+    const epochBytes = new WireWriter().u8(Op.progress).u32(this.epoch).done();
+    const r = new WireReader(await this.o.transport.request(id, Channel.placement, epochBytes, this.timeoutMs));
+    return JSON.parse(r.str()) as StreamProgress;
+  }
+
+  /** This member's stream for the change in flight. */
+  progress(): StreamProgress {
+    const t = this.current;
+    const since = t?.change?.since ?? 0;
+    const s = this.stream;
+    const gains = t?.change ? t.gains(this.o.self).length : 0;
+    if (!s || s.since !== since) return { since, done: gains === 0, slots: gains, sourcesDone: 0, sources: 0, keys: 0, bytes: 0 };
+    const sources = Object.values(s.sources);
+    const sourcesDone = sources.filter((x) => x.done).length;
+    return { since, done: sourcesDone === sources.length && !this.streaming, slots: gains, sourcesDone, sources: sources.length, keys: s.keys, bytes: s.bytes };
+  }
+
+  // ---------------------------------------------------------------- streaming
+
+  private startStream(t: PlacementTable): void {
+    if (this.streaming) return;
+    const c = t.change!;
+    if (!this.stream || this.stream.since !== c.since) {
+      const sources: StreamState['sources'] = {};
+      for (const slot of t.gains(this.o.self)) {
+        for (const owner of t.owners[slot]!) {
+          if (owner === this.o.self) continue;
+          (sources[owner] ??= { slots: [], pos: 0, ns: '', after: null, done: false, skipped: false }).slots.push(slot);
+        }
+      }
+      this.stream = { since: c.since, sources, keys: 0, bytes: 0 };
+    }
+    const state = this.stream;
+    this.o.log?.({ since: c.since, sources: Object.keys(state.sources), slots: t.gains(this.o.self).length }, 'streaming gained slots');
+    this.streaming = Promise.all(Object.keys(state.sources).map((id) => this.streamFrom(id, state)))
+      .then(() => this.o.log?.({ since: state.since, keys: state.keys, bytes: state.bytes }, 'stream done'))
+      .finally(() => {
+        this.streaming = null;
+      });
+  }
+
+  private async streamFrom(source: NodeId, state: StreamState): Promise<void> {
+    const cur = state.sources[source]!;
+    const started = this.o.clock.nowMs();
+    let bytesHere = 0;
+    let failures = 0;
+    while (!cur.done && !this.stopped && this.current?.change?.since === state.since) {
+      if (!this.o.isAlive(source)) {
+        // A dead owner cannot be streamed from: the live owners hold every write acknowledged at QUORUM.
+        cur.done = true;
+        cur.skipped = true;
+        break;
+      }
+      try {
+        const w = new WireWriter(64 + cur.slots.length * 2).u8(Op.stream).u32(this.epoch).u32(this.pageBytes).u32(cur.pos).str(cur.ns);
+        w.bytes(cur.after ? Buffer.from(cur.after, 'hex') : Buffer.alloc(0)).u8(cur.after ? 1 : 0).u32(cur.slots.length);
+        for (const s of cur.slots) w.u32(s);
+        const r = new WireReader(await this.o.transport.request(source, Channel.placement, w.done(), this.timeoutMs * 4));
+        const count = r.u32();
+        const items: { ns: string; key: Buffer; delta: Record }[] = [];
+        for (let i = 0; i < count; i++) items.push({ ns: r.str(), key: Buffer.from(r.bytes()), delta: r.record() });
+        const more = r.u8() === 1;
+        const next = more ? { pos: r.u32(), ns: r.str(), after: Buffer.from(r.bytes()).toString('hex') } : null;
+        const pageBytes = r.u32();
+        if (items.length) await this.o.store.apply(items, this.o.clock.nowMs());
+        state.keys += items.length;
+        state.bytes += pageBytes;
+        this.counters.streamedKeys += items.length;
+        this.counters.streamedBytes += pageBytes;
+        bytesHere += pageBytes;
+        if (next) Object.assign(cur, next);
+        else cur.done = true;
+        failures = 0;
+        await this.o.persistence.saveStream(JSON.stringify(state));
+        // Bandwidth bound: wait until this source's bytes fit the rate.
+        const due = started + (bytesHere / this.o.streamBytesPerSec) * 1000 - this.o.clock.nowMs();
+        if (due > 0) await sleep(this.o.clock, due);
+      } catch (err) {
+        failures++;
+        this.o.log?.({ source, err: String(err), failures }, 'stream page failed; retrying');
+        await sleep(this.o.clock, Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      }
+    }
+    await this.o.persistence.saveStream(JSON.stringify(state)).catch(() => {});
+  }
+
+  /** Serves a page of the requested slots' records, in (slot, namespace, key) order. */
+  private async serveStream(from: NodeId, r: WireReader): Promise<Buffer> {
+    const epoch = r.u32();
+    const maxBytes = Math.min(r.u32(), 8 * 1024 * 1024);
+    let pos = r.u32();
+    let ns = r.str();
+    const afterBytes = Buffer.from(r.bytes());
+    let after: Buffer | null = r.u8() === 1 ? afterBytes : null;
+    const n = r.u32();
+    if (n > slotCount) throw new KvError('PROTOCOL', `stream request names ${n} slots, over ${slotCount}`);
+    const slots: number[] = [];
+    for (let i = 0; i < n; i++) slots.push(r.u32());
+    r.end();
+    // The requester streams for a change this member must have adopted first, with every
+    // write it accepted before that durable: nothing acknowledged on the old owners is missed.
+    if (epoch > this.epoch) await this.fetchFrom(from);
+    if (epoch > this.epoch) throw new KvError('UNAVAILABLE', `this member has not learned placement epoch ${epoch} yet: retry`);
+    await this.flushedAt(this.epoch);
+    const out = new WireWriter(Math.min(maxBytes, 1024 * 1024) + 1024);
+    const items: { ns: string; key: Buffer; record: Record }[] = [];
+    let bytes = 0;
+    const namespaces = this.o.store.namespaces();
+    let more = false;
+    outer: while (pos < slots.length) {
+      const slot = slots[pos]!;
+      for (const name of namespaces) {
+        if (name < ns) continue;
+        if (name !== ns) after = null;
+        ns = name;
+        for (;;) {
+          const page = this.o.store.readSlot(name, slot, after, 256);
+          for (let i = 0; i < page.keys.length; i++) {
+            const key = page.keys[i]!;
+            items.push({ ns: name, key, record: page.records[i]! });
+            bytes += key.length + recordBytesEstimate(page.records[i]!);
+            after = key;
+            if (bytes >= maxBytes) {
+              more = true;
+              break outer;
+            }
+          }
+          if (page.keys.length < 256) break;
+        }
+      }
+      pos++;
+      ns = '';
+      after = null;
+    }
+    out.u32(items.length);
+    for (const it of items) out.str(it.ns).bytes(it.key).record(it.record);
+    if (more) out.u8(1).u32(pos).str(ns).bytes(after ?? Buffer.alloc(0));
+    else out.u8(0);
+    out.u32(bytes);
+    return out.done();
+  }
+
+  /** Resolves once the writes this member accepted before adopting `epoch` are durable. */
+  private flushedAt(epoch: number): Promise<void> {
+    if (this.flushedEpoch >= epoch) return Promise.resolve();
+    if (!this.flushing) {
+      this.flushing = this.o.store.barrier().then(() => {
+        this.flushedEpoch = Math.max(this.flushedEpoch, epoch);
+        this.flushing = null;
+      });
+    }
+    return this.flushing.then(() => this.flushedAt(epoch));
+  }
+
+  // ---------------------------------------------------------------- cleanup
+
+  private startCleanup(t: PlacementTable, prev: PlacementTable): void {
+    const self = this.o.self;
+    const lost: number[] = [];
+    for (let s = 0; s < slotCount; s++) {
+      const had = prev.owners[s]!.includes(self) || (prev.change?.target[s]!.includes(self) ?? false);
+      if (had && !t.owners[s]!.includes(self)) lost.push(s);
+    }
+    if (lost.length === 0) return;
+    const run = async () => {
+      if (this.cleaning) await this.cleaning.catch(() => {});
+      let dropped = 0;
+      for (const ns of this.o.store.namespaces()) {
+        for (const slot of lost) {
+          // A later table may give the slot back: stop dropping what is owned again.
+          if (this.current?.writeTargets(slot).all.includes(self)) continue;
+          for (;;) {
+            const n = await this.o.store.dropSlot(ns, slot, 1000);
+            dropped += n;
+            if (n < 1000) break;
+          }
+        }
+      }
+      this.counters.droppedKeys += dropped;
+      this.o.log?.({ slots: lost.length, keys: dropped }, 'dropped the slots this member no longer holds');
+    };
+    this.cleaning = run().catch((err: unknown) => this.o.log?.({ err: String(err) }, 'cleanup failed'));
+  }
+
+  /** Waits for the stream and cleanup in flight (tests, close). */
+  async settled(): Promise<void> {
+    await this.streaming;
+    await this.cleaning;
+  }
+
+  // ---------------------------------------------------------------- the channel
+
+  private handle(from: NodeId, payload: Buffer): Promise<Buffer> | Buffer {
+    const r = new WireReader(payload);
+    switch (r.u8()) {
+      case Op.get:
+        return this.current ? this.current.encode() : Buffer.alloc(0);
+      case Op.offer: {
+        const t = PlacementTable.decode(r.bytes());
+        this.adopt(t);
+        // Acknowledged once this member's earlier writes are durable (see serveStream).
+        return this.flushedAt(this.epoch).then(() => new WireWriter().u32(this.epoch).str(this.current?.driver ?? '').done());
+      }
+      case Op.progress: {
+        const epoch = r.u32();
+        const reply = () => new WireWriter().str(JSON.stringify(this.progress())).done();
+        if (epoch > this.epoch) return this.fetchFrom(from).then(reply);
+        return reply();
+      }
+      case Op.stream:
+        return this.serveStream(from, r);
+      default:
+        throw new KvError('PROTOCOL', 'unknown placement message');
+    }
+  }
+}
+
+function recordBytesEstimate(r: Record): number {
+  let n = 64 + (r.base?.value.length ?? 0);
+  for (const a of r.appends) n += 40 + a.bytes.length;
+  for (const [k, f] of r.fields) n += k.length + 16 + (f.value?.length ?? 0);
+  return n;
+}

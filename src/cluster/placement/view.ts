@@ -1,0 +1,62 @@
+/**
+ * What the coordinator sees of placement (it implements coordinator/view.ts's ClusterView):
+ * the table's read and write sets per slot, liveness from membership, and the epoch that
+ * every replica request carries. Before the cluster has formed there is no table: guards
+ * refuse commands then (see node/cluster-member.ts), and the sets are empty.
+ */
+import { keySlot } from '../../common/slots.js';
+import type { Swim } from '../membership/index.js';
+import type { NodeId } from '../transport.js';
+import type { Placement } from './service.js';
+import type { WriteTargets } from './table.js';
+
+const none: readonly NodeId[] = Object.freeze([]);
+const noTargets: WriteTargets = Object.freeze({ all: none, sets: null });
+
+export class PlacementView {
+  readonly solo = false;
+
+  constructor(
+    private readonly placement: Placement,
+    private readonly swim: Swim,
+    private readonly self: NodeId,
+  ) {}
+
+  get epoch(): number {
+    return this.placement.epoch;
+  }
+
+  replicasFor(_ns: string, key: Buffer): readonly NodeId[] {
+    const t = this.placement.table;
+    if (!t) return none;
+    const set = t.readSet(keySlot(key));
+    // A wiped member is an owner that holds nothing until its restore starts: never read it.
+    return this.placement.awaitingRestore ? set.filter((id) => id !== this.self) : set;
+  }
+
+  writeTargets(_ns: string, key: Buffer): WriteTargets {
+    return this.placement.table?.writeTargets(keySlot(key)) ?? noTargets;
+  }
+
+  walkFrom(ns: string, key: Buffer): readonly NodeId[] {
+    return this.placement.table?.walkFrom(ns, key) ?? none;
+  }
+
+  /** A replica said the table moved on: fetch it from that replica before retrying. */
+  refreshFrom(node: NodeId): Promise<void> {
+    return this.placement.fetchFrom(node).catch(() => {});
+  }
+
+  isAlive(id: NodeId): boolean {
+    if (id === this.self) return true;
+    return this.swim.member(id)?.status === 'alive';
+  }
+
+  aliveMembers(): NodeId[] {
+    const t = this.placement.table;
+    return this.swim
+      .members()
+      .filter((m) => (m.id === this.self || m.status === 'alive') && (!t || t.isMember(m.id)))
+      .map((m) => m.id);
+  }
+}
