@@ -108,6 +108,8 @@ describe('loadConfig defaults', () => {
         replicas: 3,
         readConsistency: 'ONE',
         writeConsistency: 'QUORUM',
+        expectMembers: 1,
+        streamBytesPerSec: 64 * 1024 * 1024,
       },
     });
   });

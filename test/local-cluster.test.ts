@@ -272,12 +272,13 @@ describe('ragkv local-cluster: a running cluster', { timeout: 120_000 }, () => {
 
       const view = (await getJson(`http://127.0.0.1:${members[0]!.admin}/cluster`)) as {
         self: string;
-        members: { id: string; status: string; primaryShare: number }[];
+        members: { id: string; status: string; primarySlots: number; slots: number }[];
       };
       assert.equal(view.self, 'n1');
       assert.deepEqual(view.members.map((m) => [m.id, m.status]).sort(), [['n1', 'alive'], ['n2', 'alive'], ['n3', 'alive']]);
-      const shares = view.members.reduce((sum, m) => sum + m.primaryShare, 0);
-      assert.ok(Math.abs(shares - 1) < 0.01, `primary shares sum to ${shares}`);
+      const primaries = view.members.reduce((sum, m) => sum + m.primarySlots, 0);
+      assert.equal(primaries, 16384, 'every hash slot has one primary');
+      assert.equal(view.members.reduce((sum, m) => sum + m.slots, 0), 3 * 16384, 'every slot has 3 replicas');
       assert.deepEqual((await aliveMembers(members[2]!.admin)).sort(), ['n1', 'n2', 'n3']);
 
       // Logs beside the data directories, which hold only LMDB files.

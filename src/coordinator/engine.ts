@@ -208,7 +208,9 @@ export class Engine implements KvApi {
   private tracks(ns: string, key: Buffer): boolean {
     const s = this.session;
     if (!s || this.solo) return false;
-    return s.pinnedTo !== this.self || !this.holds(ns, key);
+    if (s.pinnedTo !== this.self || !this.holds(ns, key)) return true;
+    // A key whose slot is moving away from this member will be read elsewhere: remember it.
+    return this.view.keepsReading ? !this.view.keepsReading(ns, key) : false;
   }
 
   // ------------------------------------------------------------------ versions

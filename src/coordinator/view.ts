@@ -25,6 +25,11 @@ export interface ClusterView {
   writeTargets(ns: string, key: Buffer): WriteTargets;
   /** Members in placement order from the key's position: where sloppy-quorum fallbacks come from. */
   walkFrom(ns: string, key: Buffer): readonly NodeId[];
+  /**
+   * True when this member reads the key from its own copy now and will through the change in
+   * flight (it stays in the key's read set): a session need not remember its writes of it.
+   */
+  keepsReading?(ns: string, key: Buffer): boolean;
   /** A replica refused a request as being on an older epoch: learn the newer table from it. */
   refreshFrom?(node: NodeId): Promise<void>;
   isAlive(id: NodeId): boolean;

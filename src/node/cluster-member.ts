@@ -40,6 +40,8 @@ export interface ClusterMember {
   clientAddresses(): Map<string, string>;
   /** Publishes this member's RESP address (known once its server is bound). */
   setClientAddress(address: string): void;
+  /** Resolves once this member has a placement table (the cluster has formed), or after `timeoutMs`; true if formed. */
+  formed(timeoutMs: number): Promise<boolean>;
   /** Leaves the cluster: streams out, then resolves once the cluster no longer lists this member. */
   leave(): Promise<void>;
   /** Removes a dead member; resolves once its slots are re-replicated. */
@@ -283,6 +285,13 @@ export async function startClusterMember(options: {
       };
     },
     placement,
+    formed: (timeoutMs) => {
+      const until = systemClock.nowMs() + timeoutMs;
+      return waitFor(() => placement.table !== null || systemClock.nowMs() > until, 'forming').then(
+        () => placement.table !== null,
+        () => false,
+      );
+    },
     clientAddresses: () => {
       const out = new Map<string, string>();
       for (const m of swim.members()) {

@@ -33,6 +33,9 @@ export interface RunningNode {
 /** Expired keys deleted per sweep, how often the sweeper runs, records pruned per sweep (common/limits.ts). */
 const { sweepKeysMax, sweepIntervalMs, pruneRecordsMax } = bounds;
 
+/** How long a member waits for its cluster to form before it serves anyway. */
+const formBeforeServingMs = 15_000;
+
 /** Starts a node: opens storage and binds the RESP, gRPC and admin ports. */
 export async function startNode(config: NodeConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
@@ -101,6 +104,12 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
     if (clustered) {
       member = await startClusterMember({ config: config.cluster, host: config.host, limits: config.limits, store, hlc, logger, dataDir: config.dataDir });
       kv = member.kv;
+      // Serve once the cluster has formed (a placement table is known), so the first commands
+      // are not refused; a cluster still forming after the bound serves anyway, refusing
+      // commands with a retryable error until it has formed.
+      if (!(await member.formed(formBeforeServingMs))) {
+        logger.warn({ expectMembers: config.cluster.expectMembers, seeds: config.cluster.seeds }, 'the cluster has not formed yet: serving, commands are refused until it has');
+      }
     } else {
       kv = soloEngine(store, hlc, config.limits);
     }

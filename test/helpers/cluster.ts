@@ -8,8 +8,8 @@
  * log line), never by sleeping a fixed time.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { get } from 'node:http';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { get, request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -286,6 +286,43 @@ export class ProcessCluster {
     this.procs[i] = p;
     this.tails[i] = p.tail;
     return p;
+  }
+
+  /** Adds a member on `host` (not started yet: startMember(index) joins it through the others); its index. */
+  async addMember(host: string, id = `n${this.specs.length + 1}`): Promise<number> {
+    this.specs.push({ id, host, peerPort: await freePort(host), dataDir: join(this.dir.path, id) });
+    this.procs.push(null);
+    this.tails.push([]);
+    return this.specs.length - 1;
+  }
+
+  /** Deletes member i's data directory (it must be down): a lost disk. */
+  wipe(i: number): void {
+    if (this.procs[i]) throw new Error(`member ${this.specs[i]!.id} is running`);
+    rmSync(this.specs[i]!.dataDir, { recursive: true, force: true });
+  }
+
+  /** POSTs to member i's admin port; resolves with the status and body (operations wait until done). */
+  post(i: number, path: string, timeoutMs = 120_000): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: this.host(i), port: this.member(i).ports.admin, path, method: 'POST', timeout: timeoutMs }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error(`POST ${path} timed out after ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** Forgets member i's process after it exited by itself (a member that left stops). */
+  async waitExit(i: number): Promise<number | string> {
+    const p = this.member(i);
+    const code = await p.exited;
+    this.procs[i] = null;
+    return code;
   }
 
   /** SIGKILL member i and wait for the exit. */

@@ -274,6 +274,8 @@ export class Placement {
     if (!this.o.mayBootstrap()) return;
     const alive = this.o.knownMembers().filter((m) => m.alive || m.id === this.o.self);
     if (alive.length < this.o.expectMembers) return;
+    // Wait for every member's data identity (gossiped): the table needs it to tell a wiped disk.
+    if (alive.some((m) => !m.dataId)) return;
     const ids = alive.map((m) => m.id).sort();
     if (ids[0] !== this.o.self) return;
     const t = PlacementTable.initial(

@@ -34,6 +34,13 @@ export class PlacementView {
     return this.placement.awaitingRestore ? set.filter((id) => id !== this.self) : set;
   }
 
+  keepsReading(_ns: string, key: Buffer): boolean {
+    const t = this.placement.table;
+    if (!t || this.placement.awaitingRestore) return false;
+    const slot = keySlot(key);
+    return t.readSet(slot).includes(this.self) && (!t.change || t.change.target[slot]!.includes(this.self));
+  }
+
   writeTargets(_ns: string, key: Buffer): WriteTargets {
     return this.placement.table?.writeTargets(keySlot(key)) ?? noTargets;
   }
