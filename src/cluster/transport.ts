@@ -15,6 +15,7 @@ export const Channel = Object.freeze({
   replica: 2,
   hints: 3,
   placement: 4,
+  antiEntropy: 5,
 });
 
 export type TransportErrorCode =

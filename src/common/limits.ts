@@ -208,6 +208,15 @@ export const bounds = Object.freeze({
   hintReplayIntervalMs: 500,
   /** Deadline of one hint replay message (ms). */
   hintReplayTimeoutMs: 5000,
+  // ---- anti-entropy (replica/anti-entropy)
+  /** Time between anti-entropy rounds, each with one peer (ms). */
+  antiEntropyIntervalMs: 1000,
+  /** Buckets of 64 slots compared per round: a full pass with one peer takes 256 / this rounds. */
+  antiEntropyBucketsPerRound: 16,
+  /** Slots rehashed per round even if no write marked them (records an expiry sweep rewrote). */
+  antiEntropyRefreshSlotsPerRound: 16,
+  /** Keys pulled and pushed per round at most. */
+  antiEntropyKeysPerRound: 2000,
   // ---- sessions (coordinator/session)
   /** Fields one session floor tracks per key; past this the oldest are dropped. */
   sessionFloorFieldsMax: 32,

@@ -17,6 +17,7 @@ import { keySlot } from '../common/slots.js';
 import { ClockGuard } from '../cluster/clock-guard.js';
 import { Engine } from '../coordinator/engine.js';
 import { HintReplayer } from '../replica/hints.js';
+import { AntiEntropy } from '../replica/anti-entropy.js';
 import type { LmdbReplicaStore } from '../replica/lmdb-store.js';
 import { ReplicaService } from '../replica/service.js';
 import type { HybridClock } from '../storage/hlc.js';
@@ -184,6 +185,21 @@ export async function startClusterMember(options: {
     ownersOf: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all ?? null,
     isMember: (id) => placement.table?.isMember(id) ?? true,
   });
+  const antiEntropy = new AntiEntropy({
+    self: config.nodeId,
+    transport,
+    clock: systemClock,
+    store: replicaStore,
+    table: () => placement.table,
+    isAlive,
+    intervalMs: bounds.antiEntropyIntervalMs,
+    bucketsPerRound: bounds.antiEntropyBucketsPerRound,
+    refreshSlotsPerRound: bounds.antiEntropyRefreshSlotsPerRound,
+    keysPerRound: bounds.antiEntropyKeysPerRound,
+    log: (fields, message) => logger.info(fields, message),
+  });
+  replicaStore.onChange = (ns, key) => antiEntropy.changed(ns, key, keySlot(key));
+  placement.on(() => antiEntropy.invalidate());
   swim.on('change', (e) => logger.info({ member: e.member.id, status: e.member.status, event: e.type }, 'membership'));
   swim.start();
   hints.start();
@@ -221,6 +237,7 @@ export async function startClusterMember(options: {
   };
   await tryJoin();
   placement.start();
+  antiEntropy.start();
   publish();
   // This member's own part in placement: join when the table does not list it, start a restore
   // when the table knows another disk of it; one change at a time, so these retry.
@@ -265,6 +282,7 @@ export async function startClusterMember(options: {
         replicas: config.replicas,
         consistency: { read: config.readConsistency, write: config.writeConsistency },
         placement: t ? { ...t.summary(), stream: placement.progress(), counters: placement.counters, awaitingRestore: placement.awaitingRestore } : null,
+        antiEntropy: antiEntropy.counters,
         members: swim.members().map((m) => ({
           id: m.id,
           address: m.address,
@@ -325,6 +343,7 @@ export async function startClusterMember(options: {
       joinTimer?.cancel();
       ownTimer?.cancel();
       placement.stop();
+      antiEntropy.stop();
       hints.stop();
       await swim.leave().catch(() => {});
       swim.stop();

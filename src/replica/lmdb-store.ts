@@ -62,10 +62,15 @@ export class LmdbReplicaStore implements ReplicaStore {
     return this.store.highTs;
   }
 
+  /** Called for each key written, after its commit (anti-entropy marks the key's slot). */
+  onChange: ((ns: string, key: Buffer) => void) | null = null;
+
   async apply(items: ApplyItem[], nowMs: number): Promise<ApplyResult[]> {
     // Namespaces are created before the transaction: a refusal must not abort a shared batch.
     const ids = items.map((it) => this.store.ensureNamespace(it.ns));
-    return this.store.write(() => items.map((it, i) => this.applyOne(ids[i]!, it.key, it.delta, nowMs)));
+    const out = await this.store.write(() => items.map((it, i) => this.applyOne(ids[i]!, it.key, it.delta, nowMs)));
+    if (this.onChange) for (const it of items) this.onChange(it.ns, it.key);
+    return out;
   }
 
   private applyOne(nsId: number, key: Buffer, delta: Record, nowMs: number): ApplyResult {
@@ -92,11 +97,13 @@ export class LmdbReplicaStore implements ReplicaStore {
 
   async update<T>(ns: string, key: Buffer, nowMs: number, decide: (state: KeyState) => Decision<T>): Promise<T> {
     const nsId = this.store.ensureNamespace(ns);
-    return this.store.write(() => {
+    const reply = await this.store.write(() => {
       const d = decide(new LmdbKeyState(this.store, nsId, key, nowMs));
       if (d.delta) this.store.apply(nsId, key, d.delta, nowMs);
       return d.reply;
     });
+    this.onChange?.(ns, key);
+    return reply;
   }
 
   state(ns: string, key: Buffer, nowMs: number): KeyState {

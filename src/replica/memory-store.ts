@@ -45,8 +45,17 @@ export class MemoryReplicaStore implements ReplicaStore {
     return m;
   }
 
+  /** Called for each key written, after the write (anti-entropy marks the key's slot). */
+  onChange: ((ns: string, key: Buffer) => void) | null = null;
+
   async apply(items: ApplyItem[], nowMs: number): Promise<ApplyResult[]> {
     for (const it of items) this.ns(it.ns); // a refused namespace refuses the batch before anything is applied
+    const out = this.applyNow(items, nowMs);
+    if (this.onChange) for (const it of items) this.onChange(it.ns, it.key);
+    return out;
+  }
+
+  private applyNow(items: ApplyItem[], nowMs: number): ApplyResult[] {
     return items.map(({ ns, key, delta }) => {
       const m = this.ns(ns);
       const id = key.toString('latin1');
