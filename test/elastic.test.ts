@@ -141,6 +141,12 @@ test('3 → 4 → 3 members under load: a join and a leave with no failed reques
   const s4 = await cluster.status(n4);
   assert.ok(s4.placement!.counters.streamedKeys > 0, 'the new member streamed keys');
   assert.ok(s4.members.find((m) => m.id === cluster.id(n4))!.slots > 10_000, 'it holds about a quarter of the slot replicas');
+  // Progress is in the metrics too.
+  const metrics = await (await fetch(`http://${cluster.host(n4)}:${cluster.member(n4).ports.admin}/metrics`)).text();
+  assert.match(metrics, new RegExp(`^ragkv_placement_epoch ${epochJoined}$`, 'm'));
+  assert.match(metrics, /^ragkv_placement_change_in_flight 0$/m);
+  const streamed = Number(/^ragkv_stream_keys_total (\d+)$/m.exec(metrics)?.[1]);
+  assert.equal(streamed, s4.placement!.counters.streamedKeys);
 
   // Leave: the 4th member streams out and stops.
   const left = await cluster.post(n4, '/cluster/leave');

@@ -106,6 +106,8 @@ export interface EngineCounters {
   sloppyWrites: number;
   /** Rounds sent again after a replica reported a newer placement epoch. */
   staleRetries: number;
+  /** Hints not kept because the hint store was full (anti-entropy covers them). */
+  hintsDropped: number;
 }
 
 /** Attempts of a round when replicas report a newer placement epoch (each learns the newer table first). */
@@ -133,7 +135,7 @@ export class Engine implements KvApi {
   private readonly readGuard: (() => KvError | null) | undefined;
   /** Requests in flight and latency per member: replica choice for every read. */
   readonly tracker: ReplicaTracker;
-  readonly counters: EngineCounters = { readRepairs: 0, hintsStored: 0, sloppyWrites: 0, staleRetries: 0 };
+  readonly counters: EngineCounters = { readRepairs: 0, hintsStored: 0, sloppyWrites: 0, staleRetries: 0, hintsDropped: 0 };
   // Per view (withConsistency / withSession make copies that share everything else).
   private consistency: Consistency;
   private session: Session | undefined = undefined;
@@ -356,7 +358,9 @@ export class Engine implements KvApi {
   private storeHint(owner: NodeId, items: ApplyItem[]): void {
     this.counters.hintsStored += items.length;
     this.store.addHints(owner, items).catch(() => {
-      // Hint store full: the replica will converge through read repair instead.
+      // Hint store full: anti-entropy and read repair bring the replica up to date instead
+      // (counted: a metric and a log line, see node/cluster-member.ts).
+      this.counters.hintsDropped += items.length;
     });
   }
 

@@ -22,6 +22,7 @@ import type { LmdbReplicaStore } from '../replica/lmdb-store.js';
 import { ReplicaService } from '../replica/service.js';
 import type { HybridClock } from '../storage/hlc.js';
 import type { Logger } from './logger.js';
+import type { ClusterStats } from '../server/admin/metrics.js';
 import { type ClusterConfig, readClusterSecret } from './config.js';
 import { resolveSeeds } from './seeds.js';
 import { dataIdOf, placementFiles } from './placement-file.js';
@@ -35,6 +36,8 @@ export interface ClusterMember {
   peerPort: number;
   /** JSON for the admin port's /cluster. */
   describe(): unknown;
+  /** Figures for /metrics. */
+  stats(): ClusterStats;
   /** The placement service (CLUSTER commands, operations). */
   placement: Placement;
   /** Members' client (RESP) addresses as they publish them. */
@@ -238,6 +241,16 @@ export async function startClusterMember(options: {
   await tryJoin();
   placement.start();
   antiEntropy.start();
+  // A full hint store is a log line (and the ragkv_hints_dropped_total metric).
+  let hintsDroppedLogged = 0;
+  const hintWatch = setInterval(() => {
+    const dropped = kv.counters.hintsDropped;
+    if (dropped > hintsDroppedLogged) {
+      logger.warn({ dropped: dropped - hintsDroppedLogged, total: dropped, hintsMax: limits.hintsMax }, 'hint store full: hints not kept; anti-entropy will repair those replicas');
+      hintsDroppedLogged = dropped;
+    }
+  }, 5000);
+  hintWatch.unref();
   publish();
   // This member's own part in placement: join when the table does not list it, start a restore
   // when the table knows another disk of it; one change at a time, so these retry.
@@ -303,6 +316,27 @@ export async function startClusterMember(options: {
       };
     },
     placement,
+    stats: () => {
+      const t = placement.table;
+      const p = placement.progress();
+      const c = placement.counters;
+      const ae = antiEntropy.counters;
+      return {
+        epoch: placement.epoch,
+        changeInFlight: !!t?.change,
+        movingSlotReplicas: t?.movingSlots() ?? 0,
+        streamedKeys: c.streamedKeys,
+        streamedBytes: c.streamedBytes,
+        streamSourcesPending: p.sources - p.sourcesDone,
+        droppedKeys: c.droppedKeys,
+        staleRefusals: c.staleRefusals,
+        antiEntropyRounds: ae.rounds,
+        antiEntropyKeysRepaired: ae.keysPulled + ae.keysPushed,
+        antiEntropySlotsDiffering: ae.slotsDiffering,
+        hintsPending: replicaStore.hintCount(),
+        hintsDropped: kv.counters.hintsDropped,
+      };
+    },
     formed: (timeoutMs) => {
       const until = systemClock.nowMs() + timeoutMs;
       return waitFor(() => placement.table !== null || systemClock.nowMs() > until, 'forming').then(
@@ -344,6 +378,7 @@ export async function startClusterMember(options: {
       ownTimer?.cancel();
       placement.stop();
       antiEntropy.stop();
+      clearInterval(hintWatch);
       hints.stop();
       await swim.leave().catch(() => {});
       swim.stop();

@@ -31,8 +31,27 @@ export interface MetricsOptions {
   clockStats?: () => { offsetMs: number; skewed: boolean; versionsRefused: number } | null;
   /** Read on every scrape: the session floors the RESP connections keep together. */
   sessionStats?: () => { keys: number; bytes: number };
+  /** Read on every scrape: placement, streams, anti-entropy and hints of a cluster member (null on a single node). */
+  clusterStats?: () => ClusterStats | null;
   /** Read on every scrape for the `ragkv_disk_*` families; none: they are not exported. */
   diskState?: () => { full: boolean; freeBytes: number; refusedWrites: number };
+}
+
+/** A cluster member's figures for /metrics. */
+export interface ClusterStats {
+  epoch: number;
+  changeInFlight: boolean;
+  movingSlotReplicas: number;
+  streamedKeys: number;
+  streamedBytes: number;
+  streamSourcesPending: number;
+  droppedKeys: number;
+  staleRefusals: number;
+  antiEntropyRounds: number;
+  antiEntropyKeysRepaired: number;
+  antiEntropySlotsDiffering: number;
+  hintsPending: number;
+  hintsDropped: number;
 }
 
 /** The node's metrics: what the protocol servers report into, and what /metrics serves. */
@@ -117,6 +136,32 @@ export function createMetrics(options: MetricsOptions): MetricsRegistry {
       this.inc(options.clockStats?.()?.versionsRefused ?? 0);
     },
   });
+  const cluster: [keyof ClusterStats, string, 'gauge' | 'counter', string][] = [
+    ['epoch', 'ragkv_placement_epoch', 'gauge', 'Epoch of the placement table this member holds.'],
+    ['changeInFlight', 'ragkv_placement_change_in_flight', 'gauge', '1 while a membership change (join, leave, remove, restore) is in flight.'],
+    ['movingSlotReplicas', 'ragkv_placement_moving_slot_replicas', 'gauge', 'Slot replicas the change in flight moves.'],
+    ['streamedKeys', 'ragkv_stream_keys_total', 'counter', 'Records this member streamed in for slots it gained.'],
+    ['streamedBytes', 'ragkv_stream_bytes_total', 'counter', 'Bytes of records this member streamed in.'],
+    ['streamSourcesPending', 'ragkv_stream_sources_pending', 'gauge', 'Members this member still streams gained slots from.'],
+    ['droppedKeys', 'ragkv_cleanup_dropped_keys_total', 'counter', 'Records dropped from slots this member no longer holds.'],
+    ['staleRefusals', 'ragkv_stale_epoch_refusals_total', 'counter', 'Requests refused for carrying an older placement epoch.'],
+    ['antiEntropyRounds', 'ragkv_anti_entropy_rounds_total', 'counter', 'Anti-entropy rounds run.'],
+    ['antiEntropyKeysRepaired', 'ragkv_anti_entropy_keys_repaired_total', 'counter', 'Keys anti-entropy pulled or pushed.'],
+    ['antiEntropySlotsDiffering', 'ragkv_anti_entropy_slots_differing_total', 'counter', 'Slot digests found differing from a peer.'],
+    ['hintsPending', 'ragkv_hints_pending', 'gauge', 'Hints held here for other members.'],
+    ['hintsDropped', 'ragkv_hints_dropped_total', 'counter', 'Hints not kept because the hint store was full (anti-entropy covers them).'],
+  ];
+  for (const [field, name, kind, help] of cluster) {
+    const value = () => {
+      const v = options.clusterStats?.()?.[field];
+      return typeof v === 'boolean' ? (v ? 1 : 0) : (v ?? 0);
+    };
+    if (kind === 'gauge') {
+      new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
+    } else {
+      new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(value()); } });
+    }
+  }
   new Gauge({
     name: 'ragkv_session_floor_keys',
     help: "Keys whose session floors this member's RESP connections keep, together.",
