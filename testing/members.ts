@@ -46,7 +46,8 @@ export function offsetClock(base: Clock, offsetMs: number): Clock {
 
 export interface SimMemberOptions {
   id: NodeId;
-  ring: Ring;
+  /** Static placement (when `view` is not given). */
+  ring?: Ring;
   net: SimNetwork;
   transport: Transport;
   /** The member's clock (a SimClockScope, so a crash cancels its timers; maybe offset). */
@@ -64,6 +65,15 @@ export interface SimMemberOptions {
   writeGuard?: () => KvError | null;
   /** What the member sees of the cluster (default: `simView`, liveness from the network). */
   view?: ClusterView;
+  /** Refuses reads and scans at the replica (a wiped member not yet restored). */
+  replicaReadGuard?: () => KvError | null;
+  /** Refuses coordinated reads (no placement table yet). */
+  readGuard?: () => KvError | null;
+  /** Placement epochs on the replica protocol (see ReplicaService). */
+  epochCheck?: (from: NodeId, epoch: number) => void;
+  /** Hint replay: where a key's writes go now, and whether a member is still placed. */
+  hintOwnersOf?: (ns: string, key: Buffer) => readonly NodeId[] | null;
+  hintIsMember?: (id: NodeId) => boolean;
 }
 
 export interface SimMember {
@@ -76,10 +86,18 @@ export interface SimMember {
 
 /** Starts a member: replica service, engine and hint replay, wired as a real member is. */
 export function startSimMember(o: SimMemberOptions): SimMember {
-  const view = o.view ?? simView(o.ring, o.net, o.id);
+  const view = o.view ?? simView(o.ring!, o.net, o.id);
   const hlc = new HybridClock(o.clock, murmur3(Buffer.from(o.id)), versionAheadMsMax(o.limits));
   if (o.highTs) hlc.observeStored(o.highTs);
-  const service = new ReplicaService({ store: o.store, clock: o.clock, transport: o.transport, limits: o.limits, hlc });
+  const service = new ReplicaService({
+    store: o.store,
+    clock: o.clock,
+    transport: o.transport,
+    limits: o.limits,
+    hlc,
+    ...(o.epochCheck ? { epochCheck: o.epochCheck } : {}),
+    ...(o.replicaReadGuard ? { readGuard: o.replicaReadGuard } : {}),
+  });
   const engine = new Engine({
     self: o.id,
     view,
@@ -93,12 +111,16 @@ export function startSimMember(o: SimMemberOptions): SimMember {
     readRepairChance: o.readRepairChance ?? 0,
     ...(o.consistency ? { consistency: o.consistency } : {}),
     ...(o.writeGuard ? { writeGuard: o.writeGuard } : {}),
+    ...(o.readGuard ? { readGuard: o.readGuard } : {}),
   });
   const hints = new HintReplayer(o.store, o.transport, o.clock, {
     intervalMs: o.hintIntervalMs ?? 200,
     batchMax: 64,
     timeoutMs: o.requestTimeoutMs ?? 300,
-    isAlive: view.isAlive,
+    isAlive: (id) => view.isAlive(id),
+    epoch: () => view.epoch,
+    ...(o.hintOwnersOf ? { ownersOf: o.hintOwnersOf } : {}),
+    ...(o.hintIsMember ? { isMember: o.hintIsMember } : {}),
   });
   hints.start();
   return { id: o.id, engine, service, hints, hlc };

@@ -109,6 +109,7 @@ export class Placement {
   private stewarding = false;
   private cleaning: Promise<void> | null = null;
   private flushedEpoch = 0;
+  private discoverTurn = 0;
   private flushing: Promise<void> | null = null;
   private timer: { cancel(): void } | null = null;
   private stopped = false;
@@ -261,7 +262,12 @@ export class Placement {
   private tick(): void {
     if (this.stopped) return;
     const t = this.current;
-    if (!t) return this.maybeBootstrap();
+    if (!t) {
+      // Learn the table from a peer (gossip carries epochs too; this does not depend on it).
+      const peers = this.o.knownMembers().filter((m) => m.alive && m.id !== this.o.self);
+      if (peers.length > 0) void this.fetchFrom(peers[this.discoverTurn++ % peers.length]!.id).catch(() => {});
+      return this.maybeBootstrap();
+    }
     if (t.change && !this.stewarding && this.isSteward(t)) {
       this.stewarding = true;
       void this.steward(t)
@@ -366,10 +372,18 @@ export class Placement {
     let failures = 0;
     while (!cur.done && !this.stopped && this.current?.change?.since === state.since) {
       if (!this.o.isAlive(source)) {
-        // A dead owner cannot be streamed from: the live owners hold every write acknowledged at QUORUM.
-        cur.done = true;
-        cur.skipped = true;
-        break;
+        // An owner that is down is skipped only while a majority of each of its slots' old
+        // owners is still streamed from: they hold every write acknowledged at QUORUM (a write
+        // acknowledged by that one owner alone, at ONE, reaches the gainer later through hints
+        // and anti-entropy). Otherwise the stream waits for it.
+        if (this.canSkip(source, state)) {
+          cur.done = true;
+          cur.skipped = true;
+          this.o.log?.({ source }, 'stream source down: skipped (a majority of its slots\' owners remain)');
+          break;
+        }
+        await sleep(this.o.clock, 500);
+        continue;
       }
       try {
         const w = new WireWriter(64 + cur.slots.length * 2).u8(Op.stream).u32(this.epoch).u32(this.pageBytes).u32(cur.pos).str(cur.ns);
@@ -402,6 +416,17 @@ export class Placement {
       }
     }
     await this.o.persistence.saveStream(JSON.stringify(state)).catch(() => {});
+  }
+
+  private canSkip(source: NodeId, state: StreamState): boolean {
+    const t = this.current;
+    if (!t?.change || t.change.since !== state.since) return true;
+    for (const slot of state.sources[source]!.slots) {
+      const owners = t.owners[slot]!;
+      const kept = owners.filter((o) => o !== source && (o === this.o.self || (state.sources[o] !== undefined && !state.sources[o]!.skipped))).length;
+      if (kept < Math.floor(owners.length / 2) + 1) return false;
+    }
+    return true;
   }
 
   /** Serves a page of the requested slots' records, in (slot, namespace, key) order. */

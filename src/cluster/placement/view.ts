@@ -5,7 +5,6 @@
  * refuse commands then (see node/cluster-member.ts), and the sets are empty.
  */
 import { keySlot } from '../../common/slots.js';
-import type { Swim } from '../membership/index.js';
 import type { NodeId } from '../transport.js';
 import type { Placement } from './service.js';
 import type { WriteTargets } from './table.js';
@@ -13,12 +12,19 @@ import type { WriteTargets } from './table.js';
 const none: readonly NodeId[] = Object.freeze([]);
 const noTargets: WriteTargets = Object.freeze({ all: none, sets: null });
 
+/** Who answers now, as membership (or the simulator's network) sees it. */
+export interface Liveness {
+  isAlive(id: NodeId): boolean;
+  /** Every member known, whatever its status. */
+  known(): readonly NodeId[];
+}
+
 export class PlacementView {
   readonly solo = false;
 
   constructor(
     private readonly placement: Placement,
-    private readonly swim: Swim,
+    private readonly liveness: Liveness,
     private readonly self: NodeId,
   ) {}
 
@@ -55,15 +61,11 @@ export class PlacementView {
   }
 
   isAlive(id: NodeId): boolean {
-    if (id === this.self) return true;
-    return this.swim.member(id)?.status === 'alive';
+    return id === this.self || this.liveness.isAlive(id);
   }
 
   aliveMembers(): NodeId[] {
     const t = this.placement.table;
-    return this.swim
-      .members()
-      .filter((m) => (m.id === this.self || m.status === 'alive') && (!t || t.isMember(m.id)))
-      .map((m) => m.id);
+    return this.liveness.known().filter((id) => (id === this.self || this.liveness.isAlive(id)) && (!t || t.isMember(id)));
   }
 }
