@@ -18,7 +18,14 @@ import { bounds } from '../common/limits.js';
  * every copy of an id, and its reply lists the lists the replica could not read; the
  * handshake proves knowledge of the cluster secret (nonces, HMAC; see handshakeProof).
  */
-export const PROTOCOL_VERSION = 3;
+/**
+ * 4: placement on hash slots: every replica request's epoch is enforced (STALE_EPOCH), and
+ * the placement (tables, streams) and anti-entropy channels exist. A cluster of version 3
+ * members upgrades by a full restart on their data (the store upgrades in place; the first
+ * table is made when `--expect-members` members are up); members of both versions refuse
+ * each other at the handshake, so no placement is ever mixed.
+ */
+export const PROTOCOL_VERSION = 4;
 /** Bytes of each side's fresh random nonce in a handshake. */
 export const HANDSHAKE_NONCE_BYTES = 32;
 /** Bytes of a handshake proof (HMAC-SHA256). */
