@@ -71,7 +71,7 @@ export interface PlacementOptions {
   log?: (fields: object, message: string) => void;
 }
 
-const Op = Object.freeze({ get: 1, offer: 2, progress: 3, stream: 4 });
+const Op = Object.freeze({ get: 1, offer: 2, progress: 3, stream: 4, push: 5 });
 
 /** A gainer's stream, as the steward and `ragkv cluster status` see it. */
 export interface StreamProgress {
@@ -110,6 +110,8 @@ export class Placement {
   private cleaning: Promise<void> | null = null;
   private flushedEpoch = 0;
   private discoverTurn = 0;
+  /** Peers that answered they have no table yet (bootstrap waits until every live peer has). */
+  private readonly tableless = new Set<NodeId>();
   private flushing: Promise<void> | null = null;
   private timer: { cancel(): void } | null = null;
   private stopped = false;
@@ -150,7 +152,7 @@ export class Placement {
 
   start(): void {
     this.stopped = false;
-    if (this.current) this.afterAdopt(this.current, null);
+    if (this.current) this.afterAdopt(this.current, this.current);
     const loop = () => {
       if (this.stopped) return;
       this.timer = this.o.clock.setTimer(this.o.tickMs ?? 200, () => {
@@ -184,6 +186,51 @@ export class Placement {
     if (c && (!this.stream || this.stream.since !== c.since) && t.gains(this.o.self).length > 0) this.stream = null;
     if (c && t.gains(this.o.self).length > 0) this.startStream(t);
     if (!c && prev) this.startCleanup(t, prev);
+    // A stable table this member starts with (at start, or the first one it learns): records
+    // in slots it does not hold (data from before placement on slots, or a cleanup that a crash
+    // cut short) are handed to the slots' owners, then dropped.
+    if (!c && (!prev || prev === t)) this.startRehome(t);
+  }
+
+  private startRehome(t: PlacementTable): void {
+    const run = async () => {
+      if (this.cleaning) await this.cleaning.catch(() => {});
+      let moved = 0;
+      for (const ns of this.o.store.namespaces()) {
+        for (let slot = 0; slot < slotCount; slot++) {
+          if (this.stopped || this.current !== t) return;
+          const owners = t.owners[slot]!;
+          if (owners.includes(this.o.self)) continue;
+          for (;;) {
+            const page = this.o.store.readSlot(ns, slot, null, 256);
+            if (page.keys.length === 0) break;
+            const w = new WireWriter().u8(Op.push).u32(t.epoch).str(ns).u32(page.keys.length);
+            page.keys.forEach((k, i) => w.bytes(k).record(page.records[i]!));
+            const payload = w.done();
+            // Every owner must take them: an owner that is down, or has not learned this table
+            // yet, is asked again a little later (and at the next start, past that).
+            let taken = false;
+            for (let attempt = 0; attempt < 20 && !taken && !this.stopped && this.current === t; attempt++) {
+              if (owners.every((o) => this.o.isAlive(o))) {
+                taken = await Promise.all(owners.map((o) => this.o.transport.request(o, Channel.placement, payload, this.timeoutMs))).then(
+                  () => true,
+                  () => false,
+                );
+              }
+              if (!taken) await sleep(this.o.clock, 500);
+            }
+            if (!taken) return;
+            moved += await this.o.store.dropSlot(ns, slot, page.keys.length);
+            if (page.keys.length < 256) break;
+          }
+        }
+      }
+      if (moved > 0) {
+        this.counters.droppedKeys += moved;
+        this.o.log?.({ keys: moved }, 'handed records of slots this member does not hold to their owners');
+      }
+    };
+    this.cleaning = run().catch((err: unknown) => this.o.log?.({ err: String(err) }, 'hand-off of records outside this member\'s slots failed; it runs again at the next start'));
   }
 
   /** A peer says it has `epoch` (gossip, or a request): fetch its table if newer. */
@@ -203,6 +250,7 @@ export class Placement {
         .request(from, Channel.placement, new WireWriter().u8(Op.get).done(), this.timeoutMs)
         .then((reply) => {
           if (reply.length > 0) this.adopt(PlacementTable.decode(reply));
+          else this.tableless.add(from);
         })
         .finally(() => this.fetching.delete(from));
       this.fetching.set(from, p);
@@ -282,6 +330,9 @@ export class Placement {
     if (alive.length < this.o.expectMembers) return;
     // Wait for every member's data identity (gossiped): the table needs it to tell a wiped disk.
     if (alive.some((m) => !m.dataId)) return;
+    // Never start a second cluster beside one that exists: every live peer must have said it
+    // has no table (a member joining an existing cluster fetches its table instead).
+    if (alive.some((m) => m.id !== this.o.self && !this.tableless.has(m.id))) return;
     const ids = alive.map((m) => m.id).sort();
     if (ids[0] !== this.o.self) return;
     const t = PlacementTable.initial(
@@ -554,6 +605,18 @@ export class Placement {
       }
       case Op.stream:
         return this.serveStream(from, r);
+      case Op.push: {
+        // Records a member held outside its slots, handed to this owner: merged (idempotent).
+        const epoch = r.u32();
+        if (epoch !== this.epoch) throw new KvError('STALE_EPOCH', `hand-off at placement epoch ${epoch}, this member is at ${this.epoch}`);
+        const ns = r.str();
+        const n = r.u32();
+        if (n > 4096) throw new KvError('PROTOCOL', `hand-off of ${n} records, over 4096`);
+        const items: { ns: string; key: Buffer; delta: Record }[] = [];
+        for (let i = 0; i < n; i++) items.push({ ns, key: Buffer.from(r.bytes()), delta: r.record() });
+        r.end();
+        return this.o.store.apply(items, this.o.clock.nowMs()).then(() => Buffer.alloc(0));
+      }
       default:
         throw new KvError('PROTOCOL', 'unknown placement message');
     }
