@@ -201,6 +201,9 @@ describe('ragkv local-cluster: arguments', () => {
     assert.deepEqual(parseLocalClusterArgs(['--', '--replicas', '2']).memberArgs, ['--replicas', '2']);
     assert.throws(() => parseLocalClusterArgs(['--restart-delay', '40000']), /--restart-delay must be an integer from 0 to 30000/);
     assert.throws(() => parseLocalClusterArgs(['--restarts-max', '-1']), /--restarts-max must be an integer from 0/);
+    assert.equal(parseLocalClusterArgs(['--control-port', '9999']).controlPort, 9999);
+    assert.equal(parseLocalClusterArgs([]).controlPort, 0, 'a free control port by default');
+    assert.throws(() => parseLocalClusterArgs(['--control-port', '6381']), /port 6381 would be both the control port and the resp port of n2/);
     const restart = parseLocalClusterArgs(['--restart-delay', '0', '--restarts-max', '0']);
     assert.deepEqual([restart.restartDelayMs, restart.restartsMax], [0, 0]);
 
@@ -435,6 +438,159 @@ describe('ragkv local-cluster: a running cluster', { timeout: 120_000 }, () => {
       assert.ok(existsSync(path.join(dir, 'n1.log')));
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+});
+
+/** What `ragkv <args>` did: its exit code and output. */
+interface CliRun {
+  code: number | string;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `ragkv <args>` (e.g. `local-cluster add`) as a real process until it exits. */
+function runCli(args: string[]): Promise<CliRun> {
+  const proc = spawn(process.execPath, [binPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  // 'close': exited, and its output fully read.
+  return new Promise((resolve) => proc.once('close', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', stdout, stderr })));
+}
+
+/** `<data>/local-cluster.json` as the running local cluster wrote it. */
+interface StateFile {
+  pid: number;
+  control: string;
+  members: { id: string; pid: number; running: boolean; resp: number; grpc: number; admin: number; peer: number; log: string }[];
+}
+
+interface ClusterDescription {
+  placement: { epoch: number; change: unknown } | null;
+  members: { id: string; status: string; inTable: boolean; slots: number }[];
+}
+
+describe('ragkv local-cluster add and remove: growing and shrinking a running cluster', { timeout: 300_000 }, () => {
+  it('add joins n4 with slots and every key reads through it; remove n4 makes it leave for good; every key still reads through n1..n3', { timeout: 240_000 }, async () => {
+    const data = path.join(tmp.path, 'elastic');
+    const stateFile = path.join(data, 'local-cluster.json');
+    // QUORUM reads (flags after '--' go to every member, the added one too): a read sees every
+    // write acknowledged before it, whichever member coordinates it. No restart delay: a wrong
+    // restart of the member that left would be logged before the removal is.
+    const cluster = startLocalCluster(['--data', data, ...freePortsArgs, '--restart-delay', '0', '--', '--read-consistency', 'QUORUM']);
+    try {
+      const members = await cluster.ready;
+      const [n1] = members as [ReadyMember];
+      const state = JSON.parse(readFileSync(stateFile, 'utf8')) as StateFile;
+      assert.equal(state.pid, cluster.proc.pid);
+      assert.match(state.control, /^127\.0\.0\.1:\d+$/);
+      assert.deepEqual(state.members.map((m) => [m.id, m.pid, m.resp, m.admin, m.running]), members.map((m) => [m.id, m.pid, m.resp, m.admin, true]));
+      const banner = await cluster.banner;
+      assert.match(banner, new RegExp(`control endpoint ${state.control.replace(/\./g, '\\.')}`));
+      assert.match(banner, /local-cluster add --data /);
+
+      const keys = Array.from({ length: 300 }, (_, i) => `grow:${i}`);
+      const values = keys.map((k) => `value of ${k}`);
+      await withClient(n1.resp, async (r) => {
+        for (let i = 0; i < keys.length; i++) assert.equal(await r.set(keys[i]!, values[i]!), 'OK');
+      });
+
+      // Add: n4 joins through n1..n3 and streams its slots; the command returns once settled.
+      const added = await runCli(['local-cluster', 'add', '--data', data]);
+      assert.equal(added.code, 0, `add failed:\n${added.stderr}\nlocal-cluster:\n${cluster.stderr()}`);
+      assert.match(added.stdout, /^member n4 joined the local cluster \(placement epoch \d+, \d+ slot replicas\)/);
+      const grown = JSON.parse(readFileSync(stateFile, 'utf8')) as StateFile;
+      assert.deepEqual(grown.members.map((m) => m.id), ['n1', 'n2', 'n3', 'n4']);
+      const n4 = grown.members[3]!;
+      assert.ok(isRunning(n4.pid), `n4 (pid ${n4.pid}) runs`);
+      assert.match(added.stdout, new RegExp(`n4\\s+RESP ${n4.resp}\\s+gRPC ${n4.grpc}\\s+admin ${n4.admin}\\s+peer ${n4.peer}\\s+pid ${n4.pid}`));
+      assert.equal(n4.log, path.join(data, 'n4.log'));
+      assert.match(readFileSync(n4.log, 'utf8'), /"msg":"listening"/);
+      const startLine = await cluster.line((r) => r.msg === 'starting member' && r.member === 'n4');
+      assert.equal(startLine.memberPid, n4.pid);
+      const n4Args = (startLine as LogRecord & { args?: string[] }).args!;
+      assert.equal(n4Args.includes('--expect-members'), false, 'a joiner does not form a cluster');
+      assert.deepEqual(n4Args[n4Args.indexOf('--seeds') + 1]!.split(',').sort(), [...members.map((m) => `127.0.0.1:${m.peer}`), `127.0.0.1:${n4.peer}`].sort());
+
+      const joined = (await getJson(`http://127.0.0.1:${n1.admin}/cluster`)) as ClusterDescription;
+      assert.equal(joined.placement?.change, null, 'no change in flight');
+      const n4Row = joined.members.find((m) => m.id === 'n4');
+      assert.equal(n4Row?.inTable, true, 'n1 lists n4 in the placement table');
+      assert.ok(n4Row.slots > 0, `n4 holds slots (${n4Row.slots})`);
+      assert.equal(await withClient(n4.resp, (r) => r.mget(...keys)).then((got) => got.filter((v, i) => v !== values[i]).length), 0, 'every key reads back through n4');
+
+      // Remove: n4 streams its slots out, leaves and exits; it is not restarted.
+      const beforeRemove = cluster.records.length;
+      const removedRun = await runCli(['local-cluster', 'remove', 'n4', '--data', data]);
+      assert.equal(removedRun.code, 0, `remove failed:\n${removedRun.stderr}\nlocal-cluster:\n${cluster.stderr()}`);
+      assert.match(removedRun.stdout, /^member n4 left the local cluster and stopped; members now: n1, n2, n3 \(placement epoch \d+\)/);
+      assert.equal(isRunning(n4.pid), false, 'n4 exited');
+      assert.match(readFileSync(n4.log, 'utf8'), /"msg":"stopped"/, 'n4 closed cleanly after leaving');
+      const removedLine = await cluster.line((r) => r.msg === 'member removed' && r.member === 'n4', beforeRemove);
+      assert.equal(removedLine.memberPid, n4.pid);
+      const since = cluster.records.slice(beforeRemove);
+      assert.deepEqual(since.filter((r) => r.member === 'n4' && (r.msg === 'starting member' || r.msg === 'member exited unexpectedly; restarting it')), [], 'n4 was not restarted');
+      assert.deepEqual((JSON.parse(readFileSync(stateFile, 'utf8')) as StateFile).members.map((m) => m.id), ['n1', 'n2', 'n3']);
+
+      const shrunk = (await getJson(`http://127.0.0.1:${n1.admin}/cluster`)) as ClusterDescription;
+      assert.equal(shrunk.placement?.change, null);
+      assert.notEqual(shrunk.members.find((m) => m.id === 'n4')?.inTable, true, 'n4 is no longer in the placement table');
+      assert.deepEqual(shrunk.members.filter((m) => m.inTable).map((m) => m.id).sort(), ['n1', 'n2', 'n3']);
+      for (const m of members) {
+        assert.ok(isRunning(m.pid), `${m.id} ran throughout`);
+        assert.equal(await withClient(m.resp, (r) => r.mget(...keys)).then((got) => got.filter((v, i) => v !== values[i]).length), 0, `every key reads back through ${m.id}`);
+      }
+
+      // Removing a member that is not there (n4 any more, or one never added) fails and says why.
+      for (const id of ['n4', 'n9']) {
+        const unknown = await runCli(['local-cluster', 'remove', id, '--data', data]);
+        assert.equal(unknown.code, 1);
+        assert.match(unknown.stderr, new RegExp(`ragkv local-cluster remove: no member '${id}' in this local cluster \\(its members: n1, n2, n3\\)`));
+        assert.equal(unknown.stdout, '');
+      }
+
+      const afterChanges = cluster.records.length;
+      cluster.proc.kill('SIGTERM');
+      assert.equal(await cluster.exited, 0, cluster.stderr());
+      assert.deepEqual(cluster.records.slice(afterChanges).filter((r) => r.msg === 'member stopped').map((r) => r.member).sort(), ['n1', 'n2', 'n3'], 'n4 was not running at the stop');
+      assert.equal(existsSync(stateFile), false, 'local-cluster.json is removed on exit');
+
+      // No local cluster runs there any more: add says so and names the file.
+      const none = await runCli(['local-cluster', 'add', '--data', data]);
+      assert.equal(none.code, 1);
+      assert.ok(none.stderr.includes(`ragkv local-cluster add: no local cluster is running with data in ${data}: ${stateFile} does not exist`), none.stderr);
+    } finally {
+      if (cluster.proc.exitCode === null && cluster.proc.signalCode === null) cluster.proc.kill('SIGKILL');
+    }
+  });
+
+  it('the last member cannot be removed (409); a file left by a killed local cluster is named; usage errors exit 2', async () => {
+    const data = path.join(tmp.path, 'one-member');
+    const stateFile = path.join(data, 'local-cluster.json');
+    const cluster = startLocalCluster(['--data', data, '--members', '1', ...freePortsArgs]);
+    try {
+      const [n1] = (await cluster.ready) as [ReadyMember];
+      const last = await runCli(['local-cluster', 'remove', 'n1', '--data', data]);
+      assert.equal(last.code, 1);
+      assert.match(last.stderr, /member n1 is the last member; a cluster keeps at least one/);
+      assert.ok(isRunning(n1.pid), 'n1 still runs');
+
+      const usage = await runCli(['local-cluster', 'remove', '--data', data]);
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /give the id of the member to remove/);
+
+      // Killed outright, it cannot remove its file: add names the file and the dead pid.
+      const pid = cluster.proc.pid!;
+      cluster.proc.kill('SIGKILL');
+      await cluster.exited;
+      assert.ok(existsSync(stateFile));
+      const stale = await runCli(['local-cluster', 'add', '--data', data]);
+      assert.equal(stale.code, 1);
+      assert.ok(stale.stderr.includes(`no local cluster is running with data in ${data}: ${stateFile} names pid ${pid}, which is not running`), stale.stderr);
+    } finally {
+      if (cluster.proc.exitCode === null && cluster.proc.signalCode === null) cluster.proc.kill('SIGKILL');
     }
   });
 });

@@ -35,7 +35,8 @@ Usage:
   ragkv start [options]   run a node until SIGINT or SIGTERM; with --node-id, --peer-port
                           and --seeds it is one member of a cluster
   ragkv local-cluster     run a 3-member cluster on loopback, data under ./data/n<i>
-                          (what 'npm start' runs; ragkv local-cluster --help)
+                          (what 'npm start' runs); 'local-cluster add' and
+                          'local-cluster remove <id>' grow and shrink it (--help)
   ragkv cluster status|leave|remove <id> [--admin host:port]
                           operate a running cluster (ragkv cluster --help)
   ragkv bench [options]   load-test ragkv, Redis and etcd side by side (ragkv bench --help)
