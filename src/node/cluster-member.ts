@@ -125,7 +125,7 @@ export async function startClusterMember(options: {
     streamBytesPerSec: config.streamBytesPerSec,
     log: (fields, message) => logger.info(fields, message),
   });
-  const view = new PlacementView(placement, swim, config.nodeId);
+  const view = new PlacementView(placement, { isAlive, known: () => swim.members().map((m) => m.id) }, config.nodeId);
   placement.on(() => publish());
   swim.on('change', (e) => {
     const m = metaOf(e.member.meta);
