@@ -49,6 +49,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
     storageStats: () => store.stats(),
     diskState: () => disk.state(),
     clockStats: () => member?.clockStats() ?? null,
+    clusterStats: () => member?.stats() ?? null,
     sessionStats: () => kv?.sessionFloors ?? { keys: 0, bytes: 0 },
   });
   const logDisk = (state: DiskState): void => {
@@ -114,6 +115,7 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
       kv = soloEngine(store, hlc, config.limits);
     }
     grpc = await startGrpcServer({ kv, limits: config.limits, host: config.host, port: config.grpcPort, logger, metrics });
+    const clusterMember = member;
     resp = await startRespServer({
       kv,
       limits: config.limits,
@@ -130,6 +132,11 @@ export async function startNode(config: NodeConfig, logger: Logger = createLogge
           ragkv_pending_writes: s.pendingWrites,
         };
       },
+      // A member answers CLUSTER SLOTS/SHARDS/NODES/INFO from its placement table, so Redis
+      // cluster clients route keys to their replicas; a single node has cluster support disabled.
+      topology: clusterMember
+        ? { self: config.cluster.nodeId, table: () => clusterMember.placement.table, clientAddress: (id) => clusterMember.clientAddresses().get(id) }
+        : undefined,
     });
     admin = await startAdminServer({
       host: config.host,

@@ -28,6 +28,14 @@ export interface PlacementMember {
 
 export type SlotLists = readonly (readonly NodeId[])[];
 
+/**
+ * Slots are assigned in units of 8 consecutive slots (2048 units): fine enough that members'
+ * shares stay within 1.05 of the mean up to 64 members (1 + 64/2048), coarse enough that a
+ * slot map has few ranges.
+ */
+export const chunkSlots = 8;
+const unitCount = slotCount / chunkSlots;
+
 function mix(member: number, slot: number): number {
   // A cheap integer hash (splitmix-like), enough to spread which slots a member gives up.
   let h = Math.imul(member ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(slot + 0x632be5ab, 0xc2b2ae35);
@@ -49,16 +57,26 @@ export function planSlots(previous: SlotLists | null, members: readonly Placemen
   const M = ids.length;
   const n = Math.min(replicas, M);
   if (M === 0) return Array.from({ length: slotCount }, () => []);
+  const U = unitCount;
   const zones = sorted.map((m) => m.zone ?? '');
   const zoneCount = new Set(zones).size;
   const memberSeeds = ids.map((id) => murmur3(Buffer.from(id)));
 
   // 1. Keep what is still valid (present members, at most n per list).
-  const lists: number[][] = new Array(slotCount);
+  const lists: number[][] = new Array(U);
   const load = new Array<number>(M).fill(0);
-  for (let s = 0; s < slotCount; s++) {
+  if (!previous && zoneCount <= 1) {
+    // A new cluster without zones: contiguous runs (member i is first for the i-th M-th of the
+    // units, the next members hold its replicas), so CLUSTER SLOTS lists about M ranges.
+    for (let u = 0; u < U; u++) {
+      const first = Math.floor((u * M) / U);
+      lists[u] = Array.from({ length: n }, (_, j) => (first + j) % M);
+    }
+    return expand(lists.map((l) => l.map((i) => ids[i]!)));
+  }
+  for (let s = 0; s < U; s++) {
     const out: number[] = [];
-    for (const id of previous?.[s] ?? []) {
+    for (const id of previous?.[s * chunkSlots] ?? []) {
       const i = index.get(id);
       if (i !== undefined && !out.includes(i) && out.length < n) out.push(i);
     }
@@ -67,15 +85,16 @@ export function planSlots(previous: SlotLists | null, members: readonly Placemen
   }
 
   // 2. Members over their share give up the excess, spread by hash.
-  const total = slotCount * n;
+  const total = U * n;
   const high = Math.ceil(total / M);
   for (let m = 0; m < M; m++) {
     const excess = load[m]! - high;
     if (excess <= 0) continue;
     const held: { slot: number; rank: number }[] = [];
-    // Slots already short of a replica come last: one slot losing two replicas would make a
+    // Units already short of a replica come last: one unit losing two replicas would make a
     // newcomer unable to fill both, and an old member would take the other back (a wasted move).
-    for (let s = 0; s < slotCount; s++) if (lists[s]!.includes(m)) held.push({ slot: s, rank: mix(memberSeeds[m]!, s) + (lists[s]!.length < n ? 2 ** 32 : 0) });
+    // Otherwise the highest units first: what a member gives up stays in runs (few ranges).
+    for (let s = 0; s < U; s++) if (lists[s]!.includes(m)) held.push({ slot: s, rank: U - s + (lists[s]!.length < n ? 2 ** 32 : 0) });
     held.sort((a, b) => a.rank - b.rank || a.slot - b.slot);
     for (let j = 0; j < excess; j++) {
       const list = lists[held[j]!.slot]!;
@@ -85,7 +104,7 @@ export function planSlots(previous: SlotLists | null, members: readonly Placemen
   }
 
   // 3. Fill short lists with the least-loaded eligible member (new zone first while zones remain).
-  for (let s = 0; s < slotCount; s++) {
+  for (let s = 0; s < U; s++) {
     const list = lists[s]!;
     while (list.length < n) {
       const usedZones = new Set(list.map((i) => zones[i]!));
@@ -94,11 +113,19 @@ export function planSlots(previous: SlotLists | null, members: readonly Placemen
       for (let m = 0; m < M; m++) {
         if (list.includes(m)) continue;
         const zoneNew = !usedZones.has(zones[m]!) || usedZones.size >= zoneCount;
-        if (best < 0 || (zoneNew && !bestZoneNew) || (zoneNew === bestZoneNew && (load[m]! < load[best]! || (load[m] === load[best] && mix(memberSeeds[m]!, s) < mix(memberSeeds[best]!, s))))) {
+        // Ties: a member of the previous unit's list first (runs of equal lists), then by hash.
+        const near = (x: number) => (s > 0 && lists[s - 1]!.includes(x) ? 0 : 1);
+        const tieBetter = near(m) < near(best) || (near(m) === near(best) && mix(memberSeeds[m]!, s) < mix(memberSeeds[best]!, s));
+        if (best < 0 || (zoneNew && !bestZoneNew) || (zoneNew === bestZoneNew && (load[m]! < load[best]! || (load[m] === load[best] && tieBetter)))) {
           best = m;
           bestZoneNew = zoneNew;
         }
       }
+      // Runs: the member that filled the same position in the previous unit, while under its
+      // share, keeps filling (so a leaver's slots go out in runs, not one unit at a time).
+      const prevList = s > 0 ? lists[s - 1]! : null;
+      const runner = prevList ? prevList[list.length] : undefined;
+      if (runner !== undefined && !list.includes(runner) && load[runner]! < high && (bestZoneNew ? !usedZones.has(zones[runner]!) || usedZones.size >= zoneCount : true)) best = runner;
       list.push(best);
       load[best]!++;
     }
@@ -106,10 +133,10 @@ export function planSlots(previous: SlotLists | null, members: readonly Placemen
 
   // 4. Balance primaries by reordering lists (keeps a list's previous primary while it is under its share).
   const primaries = new Array<number>(M).fill(0);
-  const primaryHigh = Math.ceil(slotCount / M);
-  const keep: boolean[] = new Array(slotCount).fill(false);
-  for (let s = 0; s < slotCount; s++) {
-    const prevFirst = previous?.[s]?.[0];
+  const primaryHigh = Math.ceil(U / M);
+  const keep: boolean[] = new Array(U).fill(false);
+  for (let s = 0; s < U; s++) {
+    const prevFirst = previous?.[s * chunkSlots]?.[0];
     const p = prevFirst === undefined ? undefined : index.get(prevFirst);
     if (p !== undefined && lists[s]!.includes(p) && primaries[p]! < primaryHigh) {
       primaries[p]!++;
@@ -119,16 +146,26 @@ export function planSlots(previous: SlotLists | null, members: readonly Placemen
       list.unshift(p);
     }
   }
-  for (let s = 0; s < slotCount; s++) {
+  for (let s = 0; s < U; s++) {
     if (keep[s]) continue;
     const list = lists[s]!;
     let best = list[0]!;
     for (const m of list) if (primaries[m]! < primaries[best]!) best = m;
+    // The previous unit's primary, while under its share: runs of one primary (few ranges).
+    const run = s > 0 ? lists[s - 1]![0]! : -1;
+    if (run >= 0 && list.includes(run) && primaries[run]! < primaryHigh) best = run;
     primaries[best]!++;
     list.splice(list.indexOf(best), 1);
     list.unshift(best);
   }
-  return lists.map((l) => l.map((i) => ids[i]!));
+  return expand(lists.map((l) => l.map((i) => ids[i]!)));
+}
+
+/** Unit lists to slot lists: every slot of a unit gets the unit's list. */
+function expand(units: NodeId[][]): NodeId[][] {
+  const out: NodeId[][] = new Array(slotCount);
+  for (let s = 0; s < slotCount; s++) out[s] = units[Math.floor(s / chunkSlots)]!;
+  return out;
 }
 
 /** Slot replicas per member (how many slots list it), for balance checks and /cluster. */

@@ -30,6 +30,7 @@ import {
   parseMetric,
   globMatch,
 } from '../../compute/index.js';
+import { clusterCommand, clusterModeCommand } from './cluster.js';
 import type { Client as Connection } from './context.js';
 import type { Encoder } from './reply.js';
 import { databaseCount, redisVersion } from './databases.js';
@@ -495,7 +496,7 @@ function hello(c: Connection, args: Buffer[]): void {
   w.bulkString('id');
   w.integer(c.id);
   w.bulkString('mode');
-  w.bulkString('standalone');
+  w.bulkString(c.server.topology ? 'cluster' : 'standalone');
   w.bulkString('role');
   w.bulkString('master');
   w.bulkString('modules');
@@ -930,6 +931,10 @@ const defs: Record<string, Def> = {
   config: { arity: -2, flags: ['admin', 'noscript', 'loading', 'stale'], run: config },
   quit: { arity: -1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: quit },
   reset: { arity: 1, flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth'], run: reset },
+  cluster: { arity: -2, flags: ['loading', 'stale'], run: clusterCommand },
+  readonly: { arity: 1, flags: ['loading', 'stale', 'fast'], run: clusterModeCommand },
+  readwrite: { arity: 1, flags: ['loading', 'stale', 'fast'], run: clusterModeCommand },
+  asking: { arity: 1, flags: ['fast'], run: clusterModeCommand },
   'ragkv.consistency': { arity: -1, flags: ['fast'], run: consistency },
   'ragkv.compact': { arity: -1, concurrent: true, flags: ['write'], keys: kAll, run: compact },
   vadd: { arity: -7, flags: wr, keys: k1, run: vadd },

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Limits } from '../../common/limits.js';
 import type { Consistency, KvApi } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
+import type { RespTopology } from './cluster.js';
 import type { OutputBudget } from './output-budget.js';
 import type { ScanCursors } from './scan-cursors.js';
 import type { Encoder, ReplyWriter } from './reply.js';
@@ -34,6 +35,8 @@ export interface ServerContext {
   readonly stats: RespStats;
   /** Unsent reply bytes of all clients, under `outputBuffersTotalBytesMax`. */
   readonly output: OutputBudget;
+  /** The cluster this server's node is a member of (CLUSTER commands); undefined on a single node. */
+  readonly topology: RespTopology | undefined;
   port: number;
 }
 

@@ -19,7 +19,7 @@ export const ragkvVersion: string = (() => {
   return 'unknown';
 })();
 
-const defaultSections = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'keyspace'];
+const defaultSections = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'cluster', 'keyspace'];
 
 /** The INFO text for the requested sections (none, `default`, `all` or `everything`: all). */
 export function infoText(c: Connection, requested: string[]): string {
@@ -56,7 +56,7 @@ function sectionLines(c: Connection, section: string): string[] {
       const lines = [
         `redis_version:${redisVersion}`,
         `ragkv_version:${ragkvVersion}`,
-        'redis_mode:standalone',
+        `redis_mode:${s.topology ? 'cluster' : 'standalone'}`,
         `os:${osType()} ${release()} ${arch()}`,
         `arch_bits:${process.arch.endsWith('64') ? 64 : 32}`,
         `process_id:${process.pid}`,
@@ -82,6 +82,8 @@ function sectionLines(c: Connection, section: string): string[] {
       ];
     case 'replication':
       return ['role:master', 'connected_slaves:0'];
+    case 'cluster':
+      return [`cluster_enabled:${s.topology ? 1 : 0}`];
     case 'keyspace': {
       const lines: string[] = [];
       for (let db = 0; db < databaseCount; db++) {

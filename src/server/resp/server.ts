@@ -3,6 +3,7 @@ import { type AddressInfo, type Server, type Socket, createServer } from 'node:n
 import type { Limits } from '../../common/limits.js';
 import type { KvApi } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
+import type { RespTopology } from './cluster.js';
 import { Connection } from './connection.js';
 import type { RespLogger, ServerContext } from './context.js';
 import { endLingering } from './linger.js';
@@ -19,6 +20,8 @@ export interface RespServerOptions {
   metrics: RequestMetrics;
   /** Extra `key: value` lines for the `# Server` section of INFO. */
   info?: () => Record<string, string | number>;
+  /** Set on a cluster member: CLUSTER SLOTS/SHARDS/NODES/INFO/MYID, READONLY... answer from it. */
+  topology?: RespTopology;
 }
 
 export interface RespServer {
@@ -48,6 +51,7 @@ export async function startRespServer(options: RespServerOptions): Promise<RespS
     startedMs: Date.now(),
     stats: { connectionsReceived: 0, connectionsRejected: 0, commandsProcessed: 0 },
     output: new OutputBudget(connections, limits.outputBuffersTotalBytesMax),
+    topology: options.topology,
     port: options.port,
   };
   let nextId = 1;
