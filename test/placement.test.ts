@@ -139,8 +139,25 @@ test('codec round-trips, and a truncated or corrupt table is refused with a PROT
   assert.deepEqual(back.change, t.change);
   for (const cut of [0, 1, 5, 20, buf.length >> 1, buf.length - 1]) assert.throws(() => PlacementTable.decode(buf.subarray(0, cut)));
   const bad = Buffer.from(buf);
-  const header = 1 + 4 + 4 + t.driver.length + 1 + 1 + t.members.reduce((n, m) => n + 12 + m.id.length + (m.zone ?? '').length, 0);
+  const header = 1 + 4 + 4 + 4 + t.driver.length + 1 + 1 + t.members.reduce((n, m) => n + 12 + m.id.length + (m.zone ?? '').length, 0);
   assert.equal(bad[header], 3, "slot 0's list length");
   bad[header + 1] = 200; // a member index out of range
   assert.throws(() => PlacementTable.decode(bad));
+});
+
+test('two proposals from one stable table share an epoch but not a name or a fence; a dead joiner\'s join is given up', () => {
+  const t0 = PlacementTable.initial(ids(4), 3, 'n00', 42);
+  const a = t0.begin('remove', 'n01', 'n00');
+  const b = t0.begin('remove', 'n02', 'n03');
+  assert.equal(a.epoch, b.epoch);
+  assert.notEqual(a.changeId, b.changeId, 'streams and progress are per change');
+  assert.notEqual(a.tag, b.tag, 'replicas tell the two tables apart');
+  assert.ok(a.olderThan(b), 'the higher driver wins');
+  assert.equal(a.cluster, 42);
+  const j = t0.begin('join', 'n09', 'n09');
+  const aborted = j.abortJoin('n00');
+  assert.equal(aborted.change, null);
+  assert.ok(!aborted.isMember('n09'));
+  assert.deepEqual(aborted.owners, t0.owners, 'the owners stay as they were');
+  assert.throws(() => new PlacementTable(1, 2 ** 31 + 1, 'x', 3, [{ id: 'x' }], t0.owners.map(() => ['x']), null), /out of range/);
 });

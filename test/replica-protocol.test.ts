@@ -41,14 +41,15 @@ function delta() {
 }
 
 const requests: ReplicaRequest[] = [
-  { op: 'write', epoch: 3, hintFor: null, items: [{ ns: 'default', key: b('k1'), delta: delta() }, { ns: 'db1', key: b('k2'), delta: { ...emptyRecord(), tomb: v(9) } }] },
-  { op: 'write', epoch: 0, hintFor: 'n3', items: [{ ns: 'default', key: b('k'), delta: delta() }] },
-  { op: 'read', epoch: 1, ns: 'default', keys: [b('a'), b('b'), b('c')] },
-  { op: 'scan', epoch: 2, ns: 'db2', start: b('a'), end: b('z'), limit: 50, reverse: true },
-  { op: 'scan', epoch: 2, ns: 'db2', start: b(''), end: null, limit: 1, reverse: false },
+  { op: 'write', epoch: 3, tag: 0xdeadbeef, hintFor: null, items: [{ ns: 'default', key: b('k1'), delta: delta() }, { ns: 'db1', key: b('k2'), delta: { ...emptyRecord(), tomb: v(9) } }] },
+  { op: 'write', epoch: 0, tag: 0, hintFor: 'n3', items: [{ ns: 'default', key: b('k'), delta: delta() }] },
+  { op: 'read', epoch: 1, tag: 7, ns: 'default', keys: [b('a'), b('b'), b('c')] },
+  { op: 'scan', epoch: 2, tag: 1, ns: 'db2', start: b('a'), end: b('z'), limit: 50, reverse: true },
+  { op: 'scan', epoch: 2, tag: 1, ns: 'db2', start: b(''), end: null, limit: 1, reverse: false },
   {
     op: 'search',
     epoch: 4,
+    tag: 2,
     ns: 'default',
     request: { keys: [b('l1'), b('l2')], query: Float32Array.from([0.5, -1]), k: 5, metric: 'COSINE', withPayloads: true, allCopies: false, filter: { field: b('lang'), value: b('en') }, payloadPrefix: b('doc:') },
   },
@@ -90,7 +91,7 @@ test('replies round-trip and check their counts against the request', () => {
 });
 
 test('declared counts and lengths over their limits, another version or an unknown op are refused before allocating', () => {
-  const head = (op: number) => Buffer.from([replicaWireVersion, op, 0, 0, 0, 0]);
+  const head = (op: number) => Buffer.from([replicaWireVersion, op, 0, 0, 0, 0, 0, 0, 0, 0]); // version, op, epoch, tag
   const u32 = (n: number) => {
     const x = Buffer.alloc(4);
     x.writeUInt32BE(n, 0);
@@ -107,7 +108,7 @@ test('declared counts and lengths over their limits, another version or an unkno
   assert.throws(() => decodeRequest(Buffer.concat([head(2), str('default'), u32(1), u32(0)]), limits), /empty key/);
   // A scan limit over scanLimitMax.
   assert.throws(() => decodeRequest(Buffer.concat([head(3), str('default'), str(''), Buffer.from([0]), str(''), u32(101), Buffer.from([0])]), limits), /scan limit 101 is over limit 'scanLimitMax' \(100\)/);
-  assert.throws(() => decodeRequest(Buffer.from([replicaWireVersion + 1, 2, 0, 0, 0, 0]), limits), /replica message version 2, this node speaks 1/);
+  assert.throws(() => decodeRequest(Buffer.from([replicaWireVersion + 1, 2, 0, 0, 0, 0, 0, 0, 0, 0]), limits), new RegExp(`replica message version ${replicaWireVersion + 1}, this node speaks ${replicaWireVersion}`));
   assert.throws(() => decodeRequest(head(99), limits), /unknown replica op 99/);
 });
 

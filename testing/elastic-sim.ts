@@ -52,6 +52,8 @@ export interface ElasticSimReport {
   readsUnavailable: number;
   keysStreamed: number;
   keysRepairedByAntiEntropy: number;
+  /** Proposals that lost to another made from the same table at once. */
+  proposalsLost: number;
   finalEpoch: number;
   simulatedMs: number;
   /** Digest of every event of the run: the same seed gives the same digest. */
@@ -149,7 +151,7 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
       requestTimeoutMs: 500,
       writeGuard: noTable,
       readGuard: noTable,
-      epochCheck: (from, epoch) => placement.checkEpoch(from, epoch),
+      epochCheck: (from, epoch, tag, read) => placement.checkEpoch(from, epoch, tag, read),
       replicaReadGuard: () => (placement.awaitingRestore ? new KvError('UNAVAILABLE', 'restoring') : null),
       hintOwnersOf: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all ?? null,
       hintIsMember: (x) => placement.table?.isMember(x) ?? true,
@@ -366,6 +368,14 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
     await driver.placement.propose('remove', 'n5').catch((err: unknown) => violations.push(`remove n5 refused: ${String(err)}`));
     if (!(await settled('remove n5', (t) => !t.isMember('n5')))) return;
     await check('after remove n5');
+
+    // Two members join at once: both propose from the same table (one epoch, two changes);
+    // the smaller proposal is abandoned and made again after the other.
+    step('n6 and n7 join at once');
+    start('n6', true);
+    start('n7', true);
+    if (!(await settled('joins of n6 and n7', (t) => t.isMember('n6') && t.isMember('n7')))) return;
+    await check('after joins of n6 and n7');
     step('done');
   };
 
@@ -446,6 +456,7 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
     ...stats,
     keysStreamed,
     keysRepairedByAntiEntropy: keysRepaired,
+    proposalsLost: [...members.values()].reduce((n, m) => n + m.placement.counters.proposalsLost, 0),
     finalEpoch: table?.epoch ?? 0,
     simulatedMs: clock.nowMs() - 1_700_000_000_000,
     traceDigest: clock.trace.digest(),

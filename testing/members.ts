@@ -70,7 +70,7 @@ export interface SimMemberOptions {
   /** Refuses coordinated reads (no placement table yet). */
   readGuard?: () => KvError | null;
   /** Placement epochs on the replica protocol (see ReplicaService). */
-  epochCheck?: (from: NodeId, epoch: number) => void;
+  epochCheck?: (from: NodeId, epoch: number, tag: number, read: boolean) => void;
   /** Hint replay: where a key's writes go now, and whether a member is still placed. */
   hintOwnersOf?: (ns: string, key: Buffer) => readonly NodeId[] | null;
   hintIsMember?: (id: NodeId) => boolean;
@@ -119,6 +119,7 @@ export function startSimMember(o: SimMemberOptions): SimMember {
     timeoutMs: o.requestTimeoutMs ?? 300,
     isAlive: (id) => view.isAlive(id),
     epoch: () => view.epoch,
+    tag: () => view.tag ?? 0,
     ...(o.hintOwnersOf ? { ownersOf: o.hintOwnersOf } : {}),
     ...(o.hintIsMember ? { isMember: o.hintIsMember } : {}),
   });

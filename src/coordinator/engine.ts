@@ -352,7 +352,7 @@ export class Engine implements KvApi {
       if (hintFor) return this.store.addHints(hintFor, items).then(() => items.map(() => noResult));
       return this.store.apply(items, this.clock.nowMs());
     }
-    return this.request(node, encodeRequest({ op: 'write', epoch: this.view.epoch, hintFor, items })).then((b) => decodeWriteReply(b, items.length));
+    return this.request(node, encodeRequest({ op: 'write', epoch: this.view.epoch, tag: this.view.tag ?? 0, hintFor, items })).then((b) => decodeWriteReply(b, items.length));
   }
 
   private storeHint(owner: NodeId, items: ApplyItem[]): void {
@@ -508,7 +508,7 @@ export class Engine implements KvApi {
 
   private sendRead(node: NodeId, ns: string, keys: Buffer[]): Promise<(Record | null)[]> {
     if (node === this.self) return Promise.resolve(this.store.read(ns, keys));
-    return this.request(node, encodeRequest({ op: 'read', epoch: this.view.epoch, ns, keys })).then((b) => decodeReadReply(b, keys.length));
+    return this.request(node, encodeRequest({ op: 'read', epoch: this.view.epoch, tag: this.view.tag ?? 0, ns, keys })).then((b) => decodeReadReply(b, keys.length));
   }
 
   /**
@@ -915,7 +915,7 @@ export class Engine implements KvApi {
       members.map(async (m) => {
         if (m === this.self) return this.store.scan(ns, start, end, limit, reverse, this.clock.nowMs());
         try {
-          const reply = await this.request(m, encodeRequest({ op: 'scan', epoch: this.view.epoch, ns, start, end, limit, reverse }));
+          const reply = await this.request(m, encodeRequest({ op: 'scan', epoch: this.view.epoch, tag: this.view.tag ?? 0, ns, start, end, limit, reverse }));
           return decodeScanReply(reply, this.limits);
         } catch {
           return []; // its keys are also on other replicas
@@ -1046,7 +1046,7 @@ export class Engine implements KvApi {
         const sub = { ...request, keys };
         if (node === this.self) return localVectorSearch(this.store, ns, sub, this.clock.nowMs());
         try {
-          return decodeSearchReply(await this.request(node, encodeRequest({ op: 'search', epoch: this.view.epoch, ns, request: sub })), this.limits);
+          return decodeSearchReply(await this.request(node, encodeRequest({ op: 'search', epoch: this.view.epoch, tag: this.view.tag ?? 0, ns, request: sub })), this.limits);
         } catch (err) {
           // The replica's verdict on the request itself (a bad query, not a list) is the
           // answer, with its code; a replica that cannot answer now (unreachable, overloaded,

@@ -14,6 +14,8 @@ export interface WriteTargets {
 export interface ClusterView {
   /** Placement version, carried on every replica request. */
   readonly epoch: number;
+  /** Which table of that epoch (two proposals at once share an epoch); 0 or absent: none. */
+  readonly tag?: number;
   /** True when this node is every key's only replica (a single node): no placement lookup. */
   readonly solo: boolean;
   /** The key's read set, preferred first (shared array: do not modify). */

@@ -123,6 +123,7 @@ export async function startClusterMember(options: {
     expectMembers: config.expectMembers,
     mayBootstrap: () => seedAnswered || config.seeds.length === 0,
     streamBytesPerSec: config.streamBytesPerSec,
+    observe: (r) => options.hlc.observeRecord(r),
     log: (fields, message) => logger.info(fields, message),
   });
   const view = new PlacementView(placement, { isAlive, known: () => swim.members().map((m) => m.id) }, config.nodeId);
@@ -163,7 +164,7 @@ export async function startClusterMember(options: {
     limits,
     hlc: options.hlc,
     guard: skewed,
-    epochCheck: (from, epoch) => placement.checkEpoch(from, epoch),
+    epochCheck: (from, epoch, tag, read) => placement.checkEpoch(from, epoch, tag, read),
     readGuard: () => (placement.awaitingRestore ? new KvError('UNAVAILABLE', 'this member lost its data and is being restored: read another replica') : null),
   });
   const kv = new Engine({
@@ -185,6 +186,7 @@ export async function startClusterMember(options: {
     timeoutMs: bounds.hintReplayTimeoutMs,
     isAlive: (id) => view.isAlive(id),
     epoch: () => placement.epoch,
+    tag: () => placement.tag,
     ownersOf: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all ?? null,
     isMember: (id) => placement.table?.isMember(id) ?? true,
   });
@@ -199,6 +201,7 @@ export async function startClusterMember(options: {
     bucketsPerRound: bounds.antiEntropyBucketsPerRound,
     refreshSlotsPerRound: bounds.antiEntropyRefreshSlotsPerRound,
     keysPerRound: bounds.antiEntropyKeysPerRound,
+    observe: (r) => options.hlc.observeRecord(r),
     log: (fields, message) => logger.info(fields, message),
   });
   replicaStore.onChange = (ns, key) => antiEntropy.changed(ns, key, keySlot(key));
@@ -206,6 +209,34 @@ export async function startClusterMember(options: {
   swim.on('change', (e) => logger.info({ member: e.member.id, status: e.member.status, event: e.type }, 'membership'));
   swim.start();
   hints.start();
+  /**
+   * Proposes the change and waits until the table no longer lists the member. A proposal that
+   * loses to another one made at the same time, or meets a change in flight, is made again
+   * once the table is stable; an operator's mistake (unknown member, a live one to remove,
+   * the last member) is thrown at once.
+   */
+  const proposeUntil = async (kind: 'leave' | 'remove', id: string): Promise<void> => {
+    let last = 0;
+    for (;;) {
+      const t = placement.table;
+      if (!t) throw new KvError('UNAVAILABLE', 'the cluster has not formed yet: retry');
+      if (!t.isMember(id)) return;
+      const c = t.change;
+      const ours = c !== null && c.member === id && c.kind === kind;
+      // Removing a member whose join is in flight gives the join up (Placement.propose).
+      const abortsJoin = kind === 'remove' && c?.kind === 'join' && c.member === id;
+      if (!ours && (!c || abortsJoin) && systemClock.nowMs() - last > 2000) {
+        last = systemClock.nowMs();
+        try {
+          await placement.propose(kind, id);
+        } catch (err) {
+          if (!(err instanceof KvError) || err.code !== 'UNAVAILABLE') throw err;
+        }
+      }
+      if (closed) throw new KvError('UNAVAILABLE', `this member is stopping: the ${kind} of '${id}' is not finished`);
+      await new Promise<void>((resolve) => systemClock.setTimer(100, resolve));
+    }
+  };
   const waitFor = (done: () => boolean, what: string): Promise<void> =>
     new Promise((resolve, reject) => {
       const check = () => {
@@ -361,17 +392,13 @@ export async function startClusterMember(options: {
       if (!t || !t.isMember(config.nodeId)) throw new KvError('INVALID_ARGUMENT', 'this member is not in the placement table: nothing to leave');
       leaving = true;
       try {
-        if (!(t.change?.kind === 'leave' && t.change.member === config.nodeId)) await placement.propose('leave', config.nodeId);
-        await waitFor(() => placement.table !== null && !placement.table.isMember(config.nodeId), 'the leave');
+        await proposeUntil('leave', config.nodeId);
       } catch (err) {
         leaving = false;
         throw err;
       }
     },
-    remove: async (id) => {
-      await placement.propose('remove', id);
-      await waitFor(() => placement.table !== null && !placement.table.isMember(id), `the removal of '${id}'`);
-    },
+    remove: (id) => proposeUntil('remove', id),
     close: async () => {
       closed = true;
       joinTimer?.cancel();

@@ -22,7 +22,7 @@ import { slotCount } from '../common/slots.js';
 import { murmur3 } from '../cluster/hash.js';
 import type { PlacementTable } from '../cluster/placement/table.js';
 import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
-import { encodeRecord } from '../storage/record-codec.js';
+import { encodeRecord, encodedRecordBytes as encodedBytes } from '../storage/record-codec.js';
 import { merge, type Record } from '../storage/record.js';
 import { WireReader, WireWriter } from '../storage/wire.js';
 
@@ -49,6 +49,8 @@ export interface AntiEntropyOptions {
   /** Keys pulled and pushed per round at most. */
   keysPerRound?: number;
   requestTimeoutMs?: number;
+  /** Sees every record pulled or pushed here (the hybrid clock observes versions). */
+  observe?: (r: Record) => void;
   log?: (fields: object, message: string) => void;
 }
 
@@ -57,6 +59,8 @@ const bucketCount = slotCount / bucketSlots;
 const Op = Object.freeze({ buckets: 1, slots: 2, keys: 3, records: 4, push: 5 });
 /** Keys listed per slot in one answer (a slot larger than this is compared in pages). */
 const keysPageMax = 4096;
+/** Bytes of records in one pull answer or one push (well under the internode frame limit). */
+const recordBytesMax = 8 * 1024 * 1024;
 
 interface NsDigests {
   hi: Uint32Array;
@@ -284,6 +288,10 @@ export class AntiEntropy {
     const rw = new WireWriter().u8(Op.records).u32(epoch).str(ns).u32(keys.length);
     for (const k of keys) rw.bytes(k);
     const rr = new WireReader(await this.o.transport.request(peer, Channel.antiEntropy, rw.done(), this.timeoutMs));
+    // The peer answers for a prefix of the keys (its answer is bounded in bytes): the rest wait for the next round.
+    const answered = rr.u32();
+    if (answered > keys.length) throw new KvError('PROTOCOL', `anti-entropy answer for ${answered} of ${keys.length} keys`);
+    keys.length = answered;
     const theirs: (Record | null)[] = keys.map(() => (rr.u8() === 1 ? rr.record() : null));
     rr.end();
     const ours = this.o.store.read(ns, keys);
@@ -295,10 +303,18 @@ export class AntiEntropy {
       if (t) pull.push({ ns, key, delta: t });
       if (o) push.push({ key, record: t ? merge(o, t) : o });
     });
+    if (this.o.observe) for (const p of pull) this.o.observe(p.delta);
     if (pull.length) await this.o.store.apply(pull, this.o.clock.nowMs());
-    if (push.length) {
-      const pw = new WireWriter().u8(Op.push).u32(epoch).str(ns).u32(push.length);
-      for (const p of push) pw.bytes(p.key).record(p.record);
+    // Pushes in batches bounded in bytes.
+    for (let i = 0; i < push.length; ) {
+      const batch: typeof push = [];
+      let bytes = 0;
+      while (i < push.length && (batch.length === 0 || bytes < recordBytesMax)) {
+        bytes += push[i]!.key.length + encodedBytes(push[i]!.record);
+        batch.push(push[i++]!);
+      }
+      const pw = new WireWriter().u8(Op.push).u32(epoch).str(ns).u32(batch.length);
+      for (const p of batch) pw.bytes(p.key).record(p.record);
       await this.o.transport.request(peer, Channel.antiEntropy, pw.done(), this.timeoutMs);
     }
     this.counters.keysPulled += pull.length;
@@ -321,6 +337,8 @@ export class AntiEntropy {
     const t = this.o.table();
     if (!t || t.epoch !== epoch || t.change) throw new KvError('STALE_EPOCH', `anti-entropy at epoch ${epoch}, this member is at ${t?.epoch ?? 0}${t?.change ? ' with a change in flight' : ''}: skipped`);
     const ns = r.str();
+    // A namespace this member has never held: every digest is 0, with nothing allocated for it.
+    const known = this.o.store.namespaces().includes(ns);
     const shared = (slot: number) => {
       const owners = t.owners[slot]!;
       return owners.includes(this.o.self) && owners.includes(from);
@@ -340,6 +358,7 @@ export class AntiEntropy {
           if (b >= bucketCount) throw new KvError('PROTOCOL', `bucket ${b} out of range`);
           buckets.push(b);
         }
+        if (!known) return Buffer.alloc(8 * n);
         return this.warm(ns, buckets, shared).then(() => {
           const w = new WireWriter(8 * n + 8);
           for (const b of buckets) {
@@ -354,7 +373,8 @@ export class AntiEntropy {
         if (n > slotCount) throw new KvError('PROTOCOL', `${n} slots, over ${slotCount}`);
         const w = new WireWriter(8 * n + 8);
         for (let i = 0; i < n; i++) {
-          const [hi, lo] = this.slotDigest(ns, slotArg());
+          const slot = slotArg();
+          const [hi, lo] = known ? this.slotDigest(ns, slot) : [0, 0];
           w.u32(hi).u32(lo);
         }
         return w.done();
@@ -378,19 +398,36 @@ export class AntiEntropy {
         const n = r.u32();
         if (n > 100_000) throw new KvError('PROTOCOL', `${n} keys, over 100000`);
         const keys: Buffer[] = [];
-        for (let i = 0; i < n; i++) keys.push(Buffer.from(r.bytes()));
-        const w = new WireWriter();
-        for (const rec of this.o.store.read(ns, keys)) {
-          if (rec) w.u8(1).record(rec);
-          else w.u8(0);
+        const seen = new Set<string>();
+        for (let i = 0; i < n; i++) {
+          const k = r.bytes();
+          const id = k.toString('latin1');
+          if (seen.has(id)) throw new KvError('PROTOCOL', 'anti-entropy asked for a key twice');
+          seen.add(id);
+          keys.push(Buffer.from(k));
         }
-        return w.done();
+        // Answers for a prefix of the keys, bounded in bytes (the asker takes the rest next round).
+        const body = new WireWriter();
+        let answered = 0;
+        let bytes = 0;
+        for (const key of keys) {
+          if (bytes >= recordBytesMax) break;
+          const [rec] = this.o.store.read(ns, [key]);
+          if (rec && (rec.base || rec.tomb || rec.appends.length || rec.fields.size || rec.expiry)) {
+            body.u8(1).record(rec);
+            bytes += encodedBytes(rec);
+          } else body.u8(0);
+          answered++;
+        }
+        return Buffer.concat([new WireWriter(4).u32(answered).done(), body.done()]);
       }
       case Op.push: {
         const n = r.u32();
         if (n > 100_000) throw new KvError('PROTOCOL', `${n} keys, over 100000`);
         const items: { ns: string; key: Buffer; delta: Record }[] = [];
         for (let i = 0; i < n; i++) items.push({ ns, key: Buffer.from(r.bytes()), delta: r.record() });
+        r.end();
+        if (this.o.observe) for (const it of items) this.o.observe(it.delta);
         return this.o.store.apply(items, this.o.clock.nowMs()).then(() => Buffer.alloc(0));
       }
       default:

@@ -13,8 +13,9 @@ export interface HintReplayOptions {
   batchMax: number;
   timeoutMs: number;
   isAlive: (id: NodeId) => boolean;
-  /** Placement epoch the replays carry. */
+  /** Placement epoch and tag the replays carry. */
   epoch?: () => number;
+  tag?: () => number;
   /**
    * Where a key's writes go now (its slot's write set), or null when placement is not known:
    * a hint whose target no longer holds the key's slot (it was removed, or the slot moved)
@@ -106,7 +107,7 @@ export class HintReplayer {
   }
 
   private async send(node: NodeId, items: ApplyItem[]): Promise<void> {
-    const request = encodeRequest({ op: 'write', epoch: this.options.epoch?.() ?? 0, hintFor: null, items });
+    const request = encodeRequest({ op: 'write', epoch: this.options.epoch?.() ?? 0, tag: this.options.tag?.() ?? 0, hintFor: null, items });
     decodeWriteReply(await this.transport.request(node, Channel.replica, request, this.options.timeoutMs), items.length);
   }
 }

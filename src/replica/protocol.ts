@@ -4,7 +4,7 @@
  * message round-trips in tests and is fed truncated at every offset.
  *
  * Every request starts with
- *   u8 wire version | u8 op | u32 placement epoch
+ *   u8 wire version | u8 op | u32 placement epoch | u32 placement tag
  * The epoch is the sender's placement version (0 until placement has epochs); a replica will
  * use it to tell a coordinator on an older placement. Counts and lengths are checked against
  * the limits before anything is allocated for them, and a bad message throws a KvError
@@ -22,7 +22,7 @@ import type { ApplyItem, ApplyResult } from './store.js';
 import { WireReader, WireWriter } from '../storage/wire.js';
 
 /** Version of the message layouts below; a replica refuses another version. */
-export const replicaWireVersion = 1;
+export const replicaWireVersion = 2;
 
 export const ReplicaOp = Object.freeze({ write: 1, read: 2, scan: 3, search: 4 } as const);
 
@@ -30,6 +30,8 @@ export const ReplicaOp = Object.freeze({ write: 1, read: 2, scan: 3, search: 4 }
 export interface WriteRequest {
   op: 'write';
   epoch: number;
+  /** Which table of that epoch (see PlacementTable.tag); 0: none given. */
+  tag?: number;
   hintFor: NodeId | null;
   items: ApplyItem[];
 }
@@ -38,6 +40,8 @@ export interface WriteRequest {
 export interface ReadRequest {
   op: 'read';
   epoch: number;
+  /** Which table of that epoch (see PlacementTable.tag); 0: none given. */
+  tag?: number;
   ns: string;
   keys: Buffer[];
 }
@@ -46,6 +50,8 @@ export interface ReadRequest {
 export interface ScanRequest {
   op: 'scan';
   epoch: number;
+  /** Which table of that epoch (see PlacementTable.tag); 0: none given. */
+  tag?: number;
   ns: string;
   start: Buffer;
   end: Buffer | null;
@@ -57,6 +63,8 @@ export interface ScanRequest {
 export interface SearchRequest {
   op: 'search';
   epoch: number;
+  /** Which table of that epoch (see PlacementTable.tag); 0: none given. */
+  tag?: number;
   ns: string;
   request: VectorSearchRequest;
 }
@@ -74,7 +82,7 @@ const nodeIdBytesMax = 255;
 // ---------------------------------------------------------------- requests
 
 export function encodeRequest(req: ReplicaRequest): Buffer {
-  const w = new WireWriter().u8(replicaWireVersion).u8(ReplicaOp[req.op]).u32(req.epoch);
+  const w = new WireWriter().u8(replicaWireVersion).u8(ReplicaOp[req.op]).u32(req.epoch).u32(req.tag ?? 0);
   switch (req.op) {
     case 'write':
       w.str(req.hintFor ?? '').u32(req.items.length);
@@ -110,6 +118,7 @@ export function decodeRequest(payload: Buffer, limits: ProtocolLimits): ReplicaR
   if (version !== replicaWireVersion) throw protocolError(`replica message version ${version}, this node speaks ${replicaWireVersion}`);
   const op = r.u8();
   const epoch = r.u32();
+  const tag = r.u32();
   switch (op) {
     case ReplicaOp.write: {
       const hintFor = r.text(nodeIdBytesMax, 'hint target');
@@ -117,7 +126,7 @@ export function decodeRequest(payload: Buffer, limits: ProtocolLimits): ReplicaR
       const items: ApplyItem[] = [];
       for (let i = 0; i < n; i++) items.push({ ns: r.ns(limits), key: r.key(limits), delta: checkDelta(r.record(), limits) });
       r.end();
-      return { op: 'write', epoch, hintFor: hintFor || null, items };
+      return { op: 'write', epoch, tag, hintFor: hintFor || null, items };
     }
     case ReplicaOp.read: {
       const ns = r.ns(limits);
@@ -125,7 +134,7 @@ export function decodeRequest(payload: Buffer, limits: ProtocolLimits): ReplicaR
       const keys: Buffer[] = [];
       for (let i = 0; i < n; i++) keys.push(r.key(limits));
       r.end();
-      return { op: 'read', epoch, ns, keys };
+      return { op: 'read', epoch, tag, ns, keys };
     }
     case ReplicaOp.scan: {
       const ns = r.ns(limits);
@@ -136,7 +145,7 @@ export function decodeRequest(payload: Buffer, limits: ProtocolLimits): ReplicaR
       if (limit > limits.scanLimitMax) throw protocolError(`scan limit ${limit} is over limit 'scanLimitMax' (${limits.scanLimitMax})`);
       const reverse = r.u8() === 1;
       r.end();
-      return { op: 'scan', epoch, ns, start, end: hasEnd ? end : null, limit, reverse };
+      return { op: 'scan', epoch, tag, ns, start, end: hasEnd ? end : null, limit, reverse };
     }
     case ReplicaOp.search: {
       const ns = r.ns(limits);
@@ -152,7 +161,7 @@ export function decodeRequest(payload: Buffer, limits: ProtocolLimits): ReplicaR
       const allCopies = r.u8() === 1;
       r.end();
       const request: VectorSearchRequest = { keys, query, k, metric, withPayloads, allCopies, ...(filter ? { filter } : {}), ...(payloadPrefix ? { payloadPrefix } : {}) };
-      return { op: 'search', epoch, ns, request };
+      return { op: 'search', epoch, tag, ns, request };
     }
     default:
       throw protocolError(`unknown replica op ${op}`);

@@ -37,7 +37,7 @@ export interface ReplicaServiceOptions {
   /** Refuses every request while this returns an error (this member's clock is off). */
   guard?: () => KvError | null;
   /** Placement: refuses a request on an older epoch (STALE_EPOCH), learns a newer one. */
-  epochCheck?: (from: NodeId, epoch: number) => void;
+  epochCheck?: (from: NodeId, epoch: number, tag: number, read: boolean) => void;
   /** Refuses reads while this returns an error (a wiped member not yet restored). */
   readGuard?: () => KvError | null;
 }
@@ -96,7 +96,7 @@ export class ReplicaService {
     const refusal = this.guard?.();
     if (refusal) throw refusal;
     const req = decodeRequest(payload, this.limits);
-    this.epochCheck?.(from, req.epoch);
+    this.epochCheck?.(from, req.epoch, req.tag ?? 0, req.op !== 'write');
     if (req.op !== 'write') {
       const refused = this.readGuard?.();
       if (refused) throw refused;

@@ -25,6 +25,7 @@ import { slotCount } from '../../common/slots.js';
 import type { Record } from '../../storage/record.js';
 import { WireReader, WireWriter } from '../../storage/wire.js';
 import { Channel, type NodeId, type Transport } from '../transport.js';
+import { murmur3 } from '../hash.js';
 import { type ChangeKind, PlacementTable } from './table.js';
 
 /** What placement needs of this member's records. */
@@ -64,6 +65,8 @@ export interface PlacementOptions {
   mayBootstrap: () => boolean;
   /** Stream bandwidth per member, bytes/s. */
   streamBytesPerSec: number;
+  /** Sees every record that arrives by stream or hand-off (the hybrid clock observes versions). */
+  observe?: (r: Record) => void;
   /** Records' bytes per stream page. */
   streamPageBytes?: number;
   requestTimeoutMs?: number;
@@ -76,6 +79,8 @@ const Op = Object.freeze({ get: 1, offer: 2, progress: 3, stream: 4, push: 5 });
 /** A gainer's stream, as the steward and `ragkv cluster status` see it. */
 export interface StreamProgress {
   since: number;
+  /** The change the stream is for (`since:proposer`). */
+  change: string;
   done: boolean;
   slots: number;
   sourcesDone: number;
@@ -95,6 +100,7 @@ interface SourceCursor {
 
 interface StreamState {
   since: number;
+  change: string;
   sources: { [id: string]: SourceCursor };
   keys: number;
   bytes: number;
@@ -115,13 +121,16 @@ export class Placement {
   private flushing: Promise<void> | null = null;
   private timer: { cancel(): void } | null = null;
   private stopped = false;
-  readonly counters = { tablesAdopted: 0, staleRefusals: 0, streamedKeys: 0, streamedBytes: 0, droppedKeys: 0, stewardSteps: 0 };
+  readonly counters = { tablesAdopted: 0, staleRefusals: 0, streamedKeys: 0, streamedBytes: 0, droppedKeys: 0, stewardSteps: 0, proposalsLost: 0 };
   private readonly pageBytes: number;
   private readonly timeoutMs: number;
 
   constructor(private readonly o: PlacementOptions) {
     const saved = o.persistence.loadTable();
     this.current = saved ? PlacementTable.decode(saved) : null;
+    // A table from disk may be old (this member was down through changes): its own copy is
+    // not read until a peer has confirmed the table, or none is up to ask.
+    this.confirmedTable = saved === null;
     const s = o.persistence.loadStream();
     this.stream = s ? (JSON.parse(s) as StreamState) : null;
     this.pageBytes = o.streamPageBytes ?? 256 * 1024;
@@ -136,6 +145,17 @@ export class Placement {
   get epoch(): number {
     return this.current?.epoch ?? 0;
   }
+
+  /** The current table's request fence (0 before there is one). */
+  get tag(): number {
+    return this.current?.tag ?? 0;
+  }
+
+  /** False after a start on a saved table, until a peer has shown it is current. */
+  get confirmed(): boolean {
+    return this.confirmedTable;
+  }
+  private confirmedTable: boolean;
 
   /**
    * True while this member is listed as an owner but holds nothing yet: a wiped disk whose
@@ -171,7 +191,14 @@ export class Placement {
   /** Adopts `t` if it is newer than this member's table; true if it did. */
   adopt(t: PlacementTable): boolean {
     const prev = this.current;
+    if (prev && t.cluster !== prev.cluster) {
+      this.o.log?.({ theirs: t.cluster, ours: prev.cluster, driver: t.driver }, 'refused a placement table of another cluster (two clusters formed apart, or members of two clusters share a name and secret)');
+      return false;
+    }
     if (prev && !prev.olderThan(t)) return false;
+    this.confirmedTable = true;
+    // Another member's table of the same epoch won over this member's proposal.
+    if (prev?.change && prev.epoch === t.epoch && prev.driver === this.o.self && t.driver !== this.o.self) this.counters.proposalsLost++;
     this.current = t;
     this.counters.tablesAdopted++;
     void this.o.persistence.saveTable(t.encode()).catch((err: unknown) => this.o.log?.({ err }, 'placement table not saved'));
@@ -183,13 +210,12 @@ export class Placement {
 
   private afterAdopt(t: PlacementTable, prev: PlacementTable | null): void {
     const c = t.change;
-    if (c && (!this.stream || this.stream.since !== c.since) && t.gains(this.o.self).length > 0) this.stream = null;
+    if (c && (!this.stream || this.stream.change !== t.changeId) && t.gains(this.o.self).length > 0) this.stream = null;
     if (c && t.gains(this.o.self).length > 0) this.startStream(t);
     if (!c && prev) this.startCleanup(t, prev);
-    // A stable table this member starts with (at start, or the first one it learns): records
-    // in slots it does not hold (data from before placement on slots, or a cleanup that a crash
-    // cut short) are handed to the slots' owners, then dropped.
-    if (!c && (!prev || prev === t)) this.startRehome(t);
+    // Records in slots it does not hold under a stable table (data from before placement on
+    // slots, a cleanup a crash cut short) are handed to the slots' owners, then dropped.
+    if (!c) this.startRehome(t);
   }
 
   private startRehome(t: PlacementTable): void {
@@ -219,7 +245,7 @@ export class Placement {
               }
               if (!taken) await sleep(this.o.clock, 500);
             }
-            if (!taken) return;
+            if (!taken || this.current !== t) return;
             moved += await this.o.store.dropSlot(ns, slot, page.keys.length);
             if (page.keys.length < 256) break;
           }
@@ -249,8 +275,10 @@ export class Placement {
       p = this.o.transport
         .request(from, Channel.placement, new WireWriter().u8(Op.get).done(), this.timeoutMs)
         .then((reply) => {
-          if (reply.length > 0) this.adopt(PlacementTable.decode(reply));
-          else this.tableless.add(from);
+          if (reply.length > 0) {
+            const theirs = PlacementTable.decode(reply);
+            if (!this.adopt(theirs) && this.current && theirs.cluster === this.current.cluster) this.confirmedTable = true;
+          } else this.tableless.add(from);
         })
         .finally(() => this.fetching.delete(from));
       this.fetching.set(from, p);
@@ -258,14 +286,24 @@ export class Placement {
     return p;
   }
 
-  /** A request carried `epoch`: refuse it if older than this member's (the sender refreshes and retries). */
-  checkEpoch(from: NodeId, epoch: number): void {
+  /**
+   * A request carried (`epoch`, `tag`): refused if its table is older than this member's, or
+   * another table of the same epoch (a proposal that lost): the sender refreshes and retries.
+   * A read from a newer table is refused until this member has learned it (its copy may be
+   * one that moved away); a write from one is taken.
+   */
+  checkEpoch(from: NodeId, epoch: number, tag: number, read: boolean): void {
+    const t = this.current;
     const mine = this.epoch;
-    if (epoch < mine) {
+    if (epoch < mine || (t && epoch === mine && tag !== 0 && tag !== t.tag)) {
       this.counters.staleRefusals++;
-      throw new KvError('STALE_EPOCH', `placement epoch ${epoch} is older than this member's ${mine}: refresh the table and retry`);
+      if (epoch === mine) this.noteEpoch(from, epoch, '\uffff');
+      throw new KvError('STALE_EPOCH', `placement epoch ${epoch} is older than this member's ${mine} (or another table of it): refresh the table and retry`);
     }
-    if (epoch > mine) this.noteEpoch(from, epoch, '\uffff');
+    if (epoch > mine) {
+      this.noteEpoch(from, epoch, '\uffff');
+      if (read) throw new KvError('UNAVAILABLE', `this member has not learned placement epoch ${epoch} yet: read another replica`);
+    }
   }
 
   // ---------------------------------------------------------------- changes
@@ -277,7 +315,12 @@ export class Placement {
     if (kind === 'remove' && this.o.isAlive(member) && member !== this.o.self) {
       throw new KvError('INVALID_ARGUMENT', `'${member}' is alive: a live member leaves ('ragkv cluster leave' on it), only a dead one is removed`);
     }
-    const next = t.begin(kind, member, this.o.self, member === this.o.self ? { ...(this.o.zone ? { zone: this.o.zone } : {}), dataId: this.o.dataId } : {});
+    // A join whose member died before it caught up would wait forever: removing that member
+    // gives the join up instead (the owners took every write of the change).
+    const next =
+      kind === 'remove' && t.change?.kind === 'join' && t.change.member === member
+        ? t.abortJoin(this.o.self)
+        : t.begin(kind, member, this.o.self, member === this.o.self ? { ...(this.o.zone ? { zone: this.o.zone } : {}), dataId: this.o.dataId } : {});
     this.adopt(next);
     await this.offerAll(next);
     return next;
@@ -316,6 +359,13 @@ export class Placement {
       if (peers.length > 0) void this.fetchFrom(peers[this.discoverTurn++ % peers.length]!.id).catch(() => {});
       return this.maybeBootstrap();
     }
+    if (!this.confirmedTable) {
+      const peers = t.members.filter((m) => m.id !== this.o.self && this.o.isAlive(m.id));
+      if (peers.length === 0) this.confirmedTable = true; // nobody to ask: its table is the cluster's
+      else void this.fetchFrom(peers[this.discoverTurn++ % peers.length]!.id).catch(() => {});
+    }
+    // A stream abandoned for a change that lost (or cut by a crash) starts again for this one.
+    if (t.change && !this.streaming && t.gains(this.o.self).length > 0 && !(this.stream?.change === t.changeId && this.progress().done)) this.startStream(t);
     if (t.change && !this.stewarding && this.isSteward(t)) {
       this.stewarding = true;
       void this.steward(t)
@@ -335,10 +385,13 @@ export class Placement {
     if (alive.some((m) => m.id !== this.o.self && !this.tableless.has(m.id))) return;
     const ids = alive.map((m) => m.id).sort();
     if (ids[0] !== this.o.self) return;
+    // The cluster's identity: a table of another cluster (formed apart) is never adopted.
+    const cluster = (murmur3(Buffer.from(`${this.o.self}/${this.o.dataId}/${this.o.clock.nowMs()}`)) | 1) >>> 0;
     const t = PlacementTable.initial(
       alive.map((m) => ({ id: m.id, ...(m.zone ? { zone: m.zone } : {}), ...(m.dataId ? { dataId: m.dataId } : {}) })),
       this.o.replicas,
       this.o.self,
+      cluster,
     );
     this.o.log?.({ members: ids }, 'bootstrapping the cluster: first placement table');
     this.adopt(t);
@@ -363,7 +416,7 @@ export class Placement {
       for (let s = 0; s < slotCount; s++) for (const id of c.target[s]!) if (!t.owners[s]!.includes(id)) gainers.add(id);
       for (const g of gainers) {
         const p = g === this.o.self ? this.progress() : await this.askProgress(g);
-        if (!p || p.since !== c.since || !p.done) return; // not caught up yet (or down: the change waits)
+        if (!p || p.change !== t.changeId || !p.done) return; // not caught up yet (or down: the change waits)
       }
     }
     if (this.current !== t) return;
@@ -384,12 +437,13 @@ export class Placement {
   progress(): StreamProgress {
     const t = this.current;
     const since = t?.change?.since ?? 0;
+    const change = t?.changeId ?? '';
     const s = this.stream;
     const gains = t?.change ? t.gains(this.o.self).length : 0;
-    if (!s || s.since !== since) return { since, done: gains === 0, slots: gains, sourcesDone: 0, sources: 0, keys: 0, bytes: 0 };
+    if (!s || s.change !== change) return { since, change, done: gains === 0, slots: gains, sourcesDone: 0, sources: 0, keys: 0, bytes: 0 };
     const sources = Object.values(s.sources);
     const sourcesDone = sources.filter((x) => x.done).length;
-    return { since, done: sourcesDone === sources.length && !this.streaming, slots: gains, sourcesDone, sources: sources.length, keys: s.keys, bytes: s.bytes };
+    return { since, change, done: sourcesDone === sources.length && !this.streaming, slots: gains, sourcesDone, sources: sources.length, keys: s.keys, bytes: s.bytes };
   }
 
   // ---------------------------------------------------------------- streaming
@@ -397,7 +451,7 @@ export class Placement {
   private startStream(t: PlacementTable): void {
     if (this.streaming) return;
     const c = t.change!;
-    if (!this.stream || this.stream.since !== c.since) {
+    if (!this.stream || this.stream.change !== t.changeId) {
       const sources: StreamState['sources'] = {};
       for (const slot of t.gains(this.o.self)) {
         for (const owner of t.owners[slot]!) {
@@ -405,11 +459,14 @@ export class Placement {
           (sources[owner] ??= { slots: [], pos: 0, ns: '', after: null, done: false, skipped: false }).slots.push(slot);
         }
       }
-      this.stream = { since: c.since, sources, keys: 0, bytes: 0 };
+      this.stream = { since: c.since, change: t.changeId, sources, keys: 0, bytes: 0 };
     }
     const state = this.stream;
     this.o.log?.({ since: c.since, sources: Object.keys(state.sources), slots: t.gains(this.o.self).length }, 'streaming gained slots');
-    this.streaming = Promise.all(Object.keys(state.sources).map((id) => this.streamFrom(id, state)))
+    // Cleanup of an earlier change may still be dropping slots: streams start after it.
+    const cleaning = this.cleaning;
+    this.streaming = (cleaning ? cleaning.catch(() => {}) : Promise.resolve())
+      .then(() => Promise.all(Object.keys(state.sources).map((id) => this.streamFrom(id, state))))
       .then(() => this.o.log?.({ since: state.since, keys: state.keys, bytes: state.bytes }, 'stream done'))
       .finally(() => {
         this.streaming = null;
@@ -421,7 +478,7 @@ export class Placement {
     const started = this.o.clock.nowMs();
     let bytesHere = 0;
     let failures = 0;
-    while (!cur.done && !this.stopped && this.current?.change?.since === state.since) {
+    while (!cur.done && !this.stopped && this.current?.changeId === state.change) {
       if (!this.o.isAlive(source)) {
         // An owner that is down is skipped only while a majority of each of its slots' old
         // owners is still streamed from: they hold every write acknowledged at QUORUM (a write
@@ -447,6 +504,7 @@ export class Placement {
         const more = r.u8() === 1;
         const next = more ? { pos: r.u32(), ns: r.str(), after: Buffer.from(r.bytes()).toString('hex') } : null;
         const pageBytes = r.u32();
+        if (this.o.observe) for (const it of items) this.o.observe(it.delta);
         if (items.length) await this.o.store.apply(items, this.o.clock.nowMs());
         state.keys += items.length;
         state.bytes += pageBytes;
@@ -471,7 +529,7 @@ export class Placement {
 
   private canSkip(source: NodeId, state: StreamState): boolean {
     const t = this.current;
-    if (!t?.change || t.change.since !== state.since) return true;
+    if (!t?.change || t.changeId !== state.change) return true;
     for (const slot of state.sources[source]!.slots) {
       const owners = t.owners[slot]!;
       const kept = owners.filter((o) => o !== source && (o === this.o.self || (state.sources[o] !== undefined && !state.sources[o]!.skipped))).length;
@@ -540,10 +598,10 @@ export class Placement {
   private flushedAt(epoch: number): Promise<void> {
     if (this.flushedEpoch >= epoch) return Promise.resolve();
     if (!this.flushing) {
-      this.flushing = this.o.store.barrier().then(() => {
-        this.flushedEpoch = Math.max(this.flushedEpoch, epoch);
-        this.flushing = null;
-      });
+      this.flushing = this.o.store
+        .barrier()
+        .then(() => void (this.flushedEpoch = Math.max(this.flushedEpoch, epoch)))
+        .finally(() => (this.flushing = null));
     }
     return this.flushing.then(() => this.flushedAt(epoch));
   }
@@ -566,6 +624,7 @@ export class Placement {
           // A later table may give the slot back: stop dropping what is owned again.
           if (this.current?.writeTargets(slot).all.includes(self)) continue;
           for (;;) {
+            if (this.current?.writeTargets(slot).all.includes(self)) break;
             const n = await this.o.store.dropSlot(ns, slot, 1000);
             dropped += n;
             if (n < 1000) break;
@@ -615,6 +674,7 @@ export class Placement {
         const items: { ns: string; key: Buffer; delta: Record }[] = [];
         for (let i = 0; i < n; i++) items.push({ ns, key: Buffer.from(r.bytes()), delta: r.record() });
         r.end();
+        if (this.o.observe) for (const it of items) this.o.observe(it.delta);
         return this.o.store.apply(items, this.o.clock.nowMs()).then(() => Buffer.alloc(0));
       }
       default:

@@ -17,6 +17,7 @@
 import { KvError } from '../../common/errors.js';
 import { keySlot, slotCount } from '../../common/slots.js';
 import { WireReader, WireWriter } from '../../storage/wire.js';
+import { murmur3 } from '../hash.js';
 import type { NodeId } from '../transport.js';
 import { type PlacementMember, type SlotLists, planSlots } from './planner.js';
 
@@ -28,8 +29,10 @@ export interface PlacementChange {
   /** The member joining, leaving, removed or restoring. */
   member: NodeId;
   stage: ChangeStage;
-  /** Epoch of the change's first table: names the change (streams are resumed by it). */
+  /** Epoch of the change's first table. */
   since: number;
+  /** Who proposed it: with `since`, names the change (two proposals at once share `since`). */
+  proposer: NodeId;
   /** The assignment the change moves to. */
   target: SlotLists;
 }
@@ -38,6 +41,8 @@ export interface PlacementChange {
 export const placementCodecVersion = 1;
 const kinds: readonly ChangeKind[] = ['join', 'leave', 'remove', 'restore'];
 const stages: readonly ChangeStage[] = ['write-both', 'read-new'];
+/** Highest epoch a table may carry (a table offered with more is refused: epochs never wrap). */
+export const epochMax = 2 ** 31;
 /** Members a table can name (member indexes are one byte on the wire). */
 export const placementMembersMax = 255;
 
@@ -53,7 +58,12 @@ export class PlacementTable {
   private readonly writes: WriteTargets[];
   private readonly fallbackOrder: readonly NodeId[];
 
+  /** Fences requests: (cluster, driver) hashed; requests carry it with the epoch. */
+  readonly tag: number;
+
   constructor(
+    /** The cluster's identity, drawn when it formed: a table of another cluster is never adopted. */
+    readonly cluster: number,
     readonly epoch: number,
     /** Who made this table (tie-break between tables of one epoch). */
     readonly driver: NodeId,
@@ -64,6 +74,8 @@ export class PlacementTable {
     readonly change: PlacementChange | null,
   ) {
     if (owners.length !== slotCount) throw new RangeError(`a placement table has ${slotCount} slots, got ${owners.length}`);
+    if (!Number.isInteger(epoch) || epoch < 0 || epoch > epochMax) throw new RangeError(`placement epoch ${epoch} out of range (0..${epochMax})`);
+    this.tag = (murmur3(Buffer.from(`${cluster}/${driver}`)) | 1) >>> 0;
     if (members.length > placementMembersMax) throw new RangeError(`a placement table names at most ${placementMembersMax} members`);
     const known = new Set(members.map((m) => m.id));
     this.reads = new Array(slotCount);
@@ -85,8 +97,13 @@ export class PlacementTable {
   }
 
   /** The first table of a cluster: `members`, nothing moving. */
-  static initial(members: readonly PlacementMember[], replicas: number, driver: NodeId, epoch = 1): PlacementTable {
-    return new PlacementTable(epoch, driver, replicas, sortMembers(members), planSlots(null, members, replicas), null);
+  static initial(members: readonly PlacementMember[], replicas: number, driver: NodeId, cluster = 1, epoch = 1): PlacementTable {
+    return new PlacementTable(cluster, epoch, driver, replicas, sortMembers(members), planSlots(null, members, replicas), null);
+  }
+
+  /** The change's name: streams and their progress are for one change, not one epoch. */
+  get changeId(): string {
+    return this.change ? `${this.change.since}:${this.change.proposer}` : '';
   }
 
   /** Is `other` newer than this table (members adopt a newer table)? */
@@ -181,22 +198,32 @@ export class PlacementTable {
         members = members.map((m) => (m.id === member && dataId !== undefined ? { ...m, dataId } : m));
         break;
     }
-    return new PlacementTable(this.epoch + 1, driver, this.replicas, members, owners, { kind, member, stage: 'write-both', since: this.epoch + 1, target });
+    return new PlacementTable(this.cluster, this.epoch + 1, driver, this.replicas, members, owners, { kind, member, stage: 'write-both', since: this.epoch + 1, proposer: driver, target });
+  }
+
+  /**
+   * Gives up a join whose member died before it caught up: the owners stay as they were (they
+   * took every write of the change), the member is no longer in the table.
+   */
+  abortJoin(driver: NodeId): PlacementTable {
+    const c = this.change;
+    if (!c || c.kind !== 'join') throw new KvError('INVALID_ARGUMENT', 'no join is in flight');
+    return new PlacementTable(this.cluster, this.epoch + 1, driver, this.replicas, this.members.filter((m) => m.id !== c.member), this.owners, null);
   }
 
   /** The next stage of the change in flight: read-new, then the stable table (use-new). */
   advance(driver: NodeId): PlacementTable {
     const c = this.change;
     if (!c) throw new KvError('INVALID_ARGUMENT', 'no membership change is in flight');
-    if (c.stage === 'write-both') return new PlacementTable(this.epoch + 1, driver, this.replicas, this.members, this.owners, { ...c, stage: 'read-new' });
+    if (c.stage === 'write-both') return new PlacementTable(this.cluster, this.epoch + 1, driver, this.replicas, this.members, this.owners, { ...c, stage: 'read-new' });
     const used = new Set(c.target.flat());
     const members = this.members.filter((m) => used.has(m.id) || (c.kind === 'join' && m.id === c.member));
     const kept = c.kind === 'leave' || c.kind === 'remove' ? members.filter((m) => m.id !== c.member) : members;
-    return new PlacementTable(this.epoch + 1, driver, this.replicas, kept, c.target, null);
+    return new PlacementTable(this.cluster, this.epoch + 1, driver, this.replicas, kept, c.target, null);
   }
 
   encode(): Buffer {
-    const w = new WireWriter().u8(placementCodecVersion).u32(this.epoch).str(this.driver).u8(this.replicas).u8(this.members.length);
+    const w = new WireWriter().u8(placementCodecVersion).u32(this.cluster).u32(this.epoch).str(this.driver).u8(this.replicas).u8(this.members.length);
     const index = new Map(this.members.map((m, i) => [m.id, i]));
     for (const m of this.members) w.str(m.id).str(m.zone ?? '').u32(m.dataId ?? 0);
     const lists = (ls: SlotLists) => {
@@ -208,7 +235,7 @@ export class PlacementTable {
     lists(this.owners);
     if (!this.change) w.u8(0);
     else {
-      w.u8(1).u8(kinds.indexOf(this.change.kind)).str(this.change.member).u8(stages.indexOf(this.change.stage)).u32(this.change.since);
+      w.u8(1).u8(kinds.indexOf(this.change.kind)).str(this.change.member).u8(stages.indexOf(this.change.stage)).u32(this.change.since).str(this.change.proposer);
       lists(this.change.target);
     }
     return w.done();
@@ -218,6 +245,7 @@ export class PlacementTable {
     const r = new WireReader(buf);
     const version = r.u8();
     if (version !== placementCodecVersion) throw new KvError('PROTOCOL', `placement table in encoding ${version}; this member reads ${placementCodecVersion}`);
+    const cluster = r.u32();
     const epoch = r.u32();
     const driver = r.str();
     const replicas = r.u8();
@@ -251,12 +279,13 @@ export class PlacementTable {
       const member = r.str();
       const stage = stages[r.u8()];
       const since = r.u32();
+      const proposer = r.str();
       if (!kind || !stage) throw new KvError('PROTOCOL', 'placement table: unknown change kind or stage');
-      change = { kind, member, stage, since, target: lists() };
+      change = { kind, member, stage, since, proposer, target: lists() };
     }
     r.end();
     try {
-      return new PlacementTable(epoch, driver, replicas, members, owners, change);
+      return new PlacementTable(cluster, epoch, driver, replicas, members, owners, change);
     } catch (err) {
       throw new KvError('PROTOCOL', `placement table: ${(err as Error).message}`);
     }

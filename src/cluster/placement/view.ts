@@ -32,17 +32,22 @@ export class PlacementView {
     return this.placement.epoch;
   }
 
+  get tag(): number {
+    return this.placement.tag;
+  }
+
   replicasFor(_ns: string, key: Buffer): readonly NodeId[] {
     const t = this.placement.table;
     if (!t) return none;
     const set = t.readSet(keySlot(key));
-    // A wiped member is an owner that holds nothing until its restore starts: never read it.
-    return this.placement.awaitingRestore ? set.filter((id) => id !== this.self) : set;
+    // A wiped member is an owner that holds nothing until its restore starts, and a member
+    // restarted on a saved table may hold slots that moved away: never read them locally.
+    return this.placement.awaitingRestore || !this.placement.confirmed ? set.filter((id) => id !== this.self) : set;
   }
 
   keepsReading(_ns: string, key: Buffer): boolean {
     const t = this.placement.table;
-    if (!t || this.placement.awaitingRestore) return false;
+    if (!t || this.placement.awaitingRestore || !this.placement.confirmed) return false;
     const slot = keySlot(key);
     return t.readSet(slot).includes(this.self) && (!t.change || t.change.target[slot]!.includes(this.self));
   }
