@@ -914,11 +914,19 @@ export class Engine implements KvApi {
     const lists = await Promise.all(
       members.map(async (m) => {
         if (m === this.self) return this.store.scan(ns, start, end, limit, reverse, this.clock.nowMs());
-        try {
-          const reply = await this.request(m, encodeRequest({ op: 'scan', epoch: this.view.epoch, tag: this.view.tag ?? 0, ns, start, end, limit, reverse }));
-          return decodeScanReply(reply, this.limits);
-        } catch {
-          return []; // its keys are also on other replicas
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const reply = await this.request(m, encodeRequest({ op: 'scan', epoch: this.view.epoch, tag: this.view.tag ?? 0, ns, start, end, limit, reverse }));
+            return decodeScanReply(reply, this.limits);
+          } catch (err) {
+            // On an older table than the member's: learn it and ask again.
+            const e = asKvError(err, m);
+            if (e instanceof KvError && e.code === 'STALE_EPOCH' && attempt < staleRetriesMax && this.view.refreshFrom) {
+              await this.view.refreshFrom(m);
+              continue;
+            }
+            return []; // its keys are also on other replicas
+          }
         }
       }),
     );
