@@ -11,7 +11,7 @@ import { HybridClock } from '../src/storage/hlc.js';
 import { logicalPerMs } from '../src/storage/version.js';
 import { makeLimits } from '../src/common/limits.js';
 import { Random } from '../src/common/random.js';
-import { Ring } from '../src/cluster/ring.js';
+import { PlacementTable } from '../src/cluster/placement/table.js';
 import { emptyRecord } from '../src/storage/record.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
 import { encodeRequest } from '../src/replica/protocol.js';
@@ -76,7 +76,7 @@ test('hybrid clock: never observes a version further ahead than its bound, but a
 test('a replica refuses a write whose versions are too far ahead of its clock, with CLOCK_SKEW across the wire; within the bound it applies', async () => {
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   const net = new SimNetwork(clock, new Random(5), { delayMsMin: 1, delayMsMax: 2, lossRate: 0, duplicateRate: 0 });
-  const ring = new Ring([{ id: 'n1' }, { id: 'n2' }], { replicas: 2, vnodes: 8 });
+  const ring = PlacementTable.initial([{ id: 'n1' }, { id: 'n2' }], 2, 'n1');
   const store = new MemoryReplicaStore();
   const limits = makeLimits();
   const member = startSimMember({ id: 'n1', ring, net, transport: net.transport('n1'), clock, store, limits, seed: 1 });
@@ -127,7 +127,7 @@ test('a member restarted with its clock behind still stamps newer versions: an a
 test('a replica two hours behind refuses the healthy members\' versions: the write is acknowledged by the other two and lost by none', async () => {
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   const net = new SimNetwork(clock, new Random(7), { delayMsMin: 1, delayMsMax: 2, lossRate: 0, duplicateRate: 0 });
-  const ring = new Ring([{ id: 'n1' }, { id: 'n2' }, { id: 'n3' }], { replicas: 3, vnodes: 8 });
+  const ring = PlacementTable.initial([{ id: 'n1' }, { id: 'n2' }, { id: 'n3' }], 3, 'n1');
   const limits = makeLimits();
   const stores = new Map(['n1', 'n2', 'n3'].map((id) => [id, new MemoryReplicaStore()]));
   // n3 runs two hours behind.

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Random } from '../src/common/random.js';
 import { makeLimits } from '../src/common/limits.js';
-import { Ring } from '../src/cluster/ring.js';
+import { PlacementTable } from '../src/cluster/placement/table.js';
 import { SimClock, SimNetwork } from '../testing/sim/index.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
 import { startSimMember } from '../testing/members.js';
@@ -18,7 +18,7 @@ function cluster(n: number, seed = 1) {
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   const net = new SimNetwork(clock, new Random(seed), { delayMsMin: 1, delayMsMax: 5, lossRate: 0, duplicateRate: 0 });
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
-  const ring = new Ring(ids.map((id) => ({ id })), { replicas: 3, vnodes: 64 });
+  const ring = PlacementTable.initial(ids.map((id) => ({ id })), 3, 'n1');
   const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
   const boot = (id: string, transport = net.transport(id)) => {
     const m = startSimMember({ id, ring, net, transport, clock, store: stores.get(id)!, limits: makeLimits(), seed, requestTimeoutMs: 200, hintIntervalMs: 100 });
@@ -124,7 +124,7 @@ test('a hint holder whose disk is full keeps the hint (no crash) and removes it 
 test('read repair: a QUORUM read fixes a stale replica', async () => {
   const c = cluster(3);
   const kv = c.nodes.get('n1')!.kv;
-  await c.run(kv.set('default', b('k'), b('old')));
+  await c.run(kv.withConsistency({ write: 'ALL' }).set('default', b('k'), b('old')));
   c.net.partition(['n1', 'n2'], ['n3']);
   await c.run(kv.set('default', b('k'), b('new')));
   for (const n of c.nodes.values()) n.hints.stop(); // only read repair may fix n3

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Random } from '../src/common/random.js';
 import { makeLimits } from '../src/common/limits.js';
-import { Ring } from '../src/cluster/ring.js';
+import { PlacementTable } from '../src/cluster/placement/table.js';
 import { SimClock, SimNetwork } from '../testing/sim/index.js';
 import { startSimMember } from '../testing/members.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
@@ -131,7 +131,7 @@ test('cluster: lists are searched at their replicas; a replica that does not ans
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   const net = new SimNetwork(clock, new Random(3), { delayMsMin: 1, delayMsMax: 3, lossRate: 0, duplicateRate: 0 });
   const ids = ['n1', 'n2', 'n3', 'n4'];
-  const ring = new Ring(ids.map((id) => ({ id })), { replicas: 1, vnodes: 64 });
+  const ring = PlacementTable.initial(ids.map((id) => ({ id })), 1, ids[0]!);
   const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
   const coords = new Map(
     ids.map((id) => {

@@ -16,7 +16,7 @@
  * simulated on its own; this run checks replication.
  */
 import { Random } from '../src/common/random.js';
-import { Ring } from '../src/cluster/ring.js';
+import { PlacementTable } from '../src/cluster/placement/table.js';
 import type { NodeId } from '../src/cluster/transport.js';
 import { SimClock, SimNetwork, type SimClockScope } from './sim/index.js';
 import type { Engine } from '../src/coordinator/engine.js';
@@ -101,7 +101,7 @@ export async function runClusterSim(seed: number, options: ClusterSimOptions = {
   const net = new SimNetwork(clock, new Random(seed, 1), { delayMsMin: 1, delayMsMax: 15, lossRate: 0.01, duplicateRate: 0.01 });
   const limits = makeLimits();
   const ids = Array.from({ length: nodeCount }, (_, i) => `n${i + 1}`);
-  const ring = new Ring(ids.map((id) => ({ id })), { replicas, vnodes: 64 });
+  const ring = PlacementTable.initial(ids.map((id) => ({ id })), replicas, ids[0]!);
   const nodes = new Map<NodeId, SimNode>();
   const requestTimeoutMs = 300;
 
@@ -496,7 +496,7 @@ function untilCrash(store: ReplicaStore, alive: () => boolean, wait: (ms: number
   });
 }
 
-function replicasAgree(ring: Ring, nodes: Map<NodeId, SimNode>, key: Buffer): boolean {
+function replicasAgree(ring: PlacementTable, nodes: Map<NodeId, SimNode>, key: Buffer): boolean {
   let first: Buffer | null = null;
   for (const id of ring.replicasFor(ns, key)) {
     const r: Record | null = nodes.get(id)!.store.read(ns, [key])[0]!;

@@ -9,7 +9,8 @@ import { Random } from '../src/common/random.js';
 import type { Clock, Timer } from '../src/common/clock.js';
 import { type Limits, versionAheadMsMax } from '../src/common/limits.js';
 import { murmur3 } from '../src/cluster/hash.js';
-import type { Ring } from '../src/cluster/ring.js';
+import { keySlot } from '../src/common/slots.js';
+import type { PlacementTable } from '../src/cluster/placement/table.js';
 import type { NodeId, Transport } from '../src/cluster/transport.js';
 import type { Consistency } from '../src/coordinator/api.js';
 import { Engine } from '../src/coordinator/engine.js';
@@ -22,13 +23,13 @@ import type { KvError } from '../src/common/errors.js';
 import type { SimNetwork } from './sim/network.js';
 
 /** Who answers, as a member sees it: the simulated network is the oracle of liveness. */
-export function simView(ring: Ring, net: SimNetwork, self: NodeId): ClusterView {
+export function simView(ring: PlacementTable, net: SimNetwork, self: NodeId): ClusterView {
   const ids = ring.members.map((m) => m.id);
   return {
     epoch: 0,
     solo: false,
     replicasFor: (ns, key) => ring.replicasFor(ns, key),
-    writeTargets: (ns, key) => ({ all: ring.replicasFor(ns, key), sets: null }),
+    writeTargets: (ns, key) => ring.writeTargets(keySlot(key)),
     walkFrom: (ns, key) => ring.walkFrom(ns, key),
     isAlive: (id) => id === self || (net.isUp(id) && !net.isBlocked(self, id)),
     aliveMembers: () => ids.filter((id) => id === self || (net.isUp(id) && !net.isBlocked(self, id))),
@@ -47,7 +48,7 @@ export function offsetClock(base: Clock, offsetMs: number): Clock {
 export interface SimMemberOptions {
   id: NodeId;
   /** Static placement (when `view` is not given). */
-  ring?: Ring;
+  ring?: PlacementTable;
   net: SimNetwork;
   transport: Transport;
   /** The member's clock (a SimClockScope, so a crash cancels its timers; maybe offset). */

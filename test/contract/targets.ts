@@ -17,7 +17,7 @@ import { Redis } from 'ioredis';
 import { makeLimits, type Limits } from '../../src/common/limits.js';
 import { KvError, type ErrorCode } from '../../src/common/errors.js';
 import { Random } from '../../src/common/random.js';
-import { Ring } from '../../src/cluster/ring.js';
+import { PlacementTable } from '../../src/cluster/placement/table.js';
 import { murmur3 } from '../../src/cluster/hash.js';
 import { createRawKvClient, type RawKvClient } from '../../src/client/grpc.js';
 import { Engine, type KvApi, type KvPair, type VectorItem, nodeClock, openLocalKv } from '../../src/coordinator/index.js';
@@ -154,7 +154,7 @@ export async function restartedMember(): Promise<ContractTarget> {
   const clock = manualClock();
   const limits = makeLimits(contractLimits);
   const self = 'm1';
-  const ring = new Ring([{ id: self }], { replicas: 1, vnodes: 16 });
+  const ring = PlacementTable.initial([{ id: self }], 1, self);
   let store: LmdbReplicaStore;
   let engine: Engine;
   const open = () => {
@@ -205,7 +205,7 @@ export async function simulatedCluster(seed = 11): Promise<ContractTarget> {
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   const net = new SimNetwork(clock, new Random(seed), { delayMsMin: 1, delayMsMax: 4, lossRate: 0, duplicateRate: 0 });
   const ids = ['n1', 'n2', 'n3'];
-  const ring = new Ring(ids.map((id) => ({ id })), { replicas: 3, vnodes: 32 });
+  const ring = PlacementTable.initial(ids.map((id) => ({ id })), 3, ids[0]!);
   const limits = makeLimits(contractLimits);
   const members = ids.map((id) => startSimMember({ id, ring, net, transport: net.transport(id), clock, store: new MemoryReplicaStore(limits.hintsMax, undefined, limits.namespacesMax), limits, seed }));
   const engine = members[0]!.engine.withSession(members[0]!.engine.newSession()) as Engine;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { Random } from '../../src/common/random.js';
 import { makeLimits } from '../../src/common/limits.js';
-import { Ring } from '../../src/cluster/ring.js';
+import { PlacementTable } from '../../src/cluster/placement/table.js';
 import { SimClock, SimNetwork } from '../../testing/sim/index.js';
 import { MemoryReplicaStore } from '../../src/replica/memory-store.js';
 import { simView, startSimMember } from '../../testing/members.js';
@@ -20,7 +20,7 @@ export function simVectorCluster(options: { members: number; replicas: number; s
   const clock = new SimClock({ startMs: 1_700_000_000_000 });
   const net = new SimNetwork(clock, new Random(seed), { delayMsMin: 1, delayMsMax: 3, lossRate: 0, duplicateRate: 0 });
   const ids = Array.from({ length: options.members }, (_, i) => `n${i + 1}`);
-  const ring = new Ring(ids.map((id) => ({ id })), { replicas: options.replicas, vnodes: 64 });
+  const ring = PlacementTable.initial(ids.map((id) => ({ id })), options.replicas, ids[0]!);
   const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
   const coords = new Map(
     ids.map((id) => {

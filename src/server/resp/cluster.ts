@@ -21,18 +21,11 @@
 import { createHash } from 'node:crypto';
 import type { PlacementTable } from '../../cluster/placement/table.js';
 import { keySlot, slotCount } from '../../common/slots.js';
-import type { Client as Connection } from './context.js';
+import type { Client as Connection, RespTopology } from './context.js';
 import { ReplyWriter, replies } from './reply.js';
 
 /** What the RESP server of a cluster member knows of its cluster (absent on a single node). */
-export interface RespTopology {
-  /** This member's id. */
-  self: string;
-  /** The placement table in force; null before the cluster has formed. */
-  table(): PlacementTable | null;
-  /** A member's RESP address, `host:port`, as it publishes it; undefined while unknown. */
-  clientAddress(id: string): string | undefined;
-}
+export type { RespTopology };
 
 const disabled = 'ERR This instance has cluster support disabled';
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Limits } from '../../common/limits.js';
 import type { Consistency, KvApi } from '../../coordinator/api.js';
 import type { RequestMetrics } from '../metrics.js';
-import type { RespTopology } from './cluster.js';
+import type { PlacementTable } from '../../cluster/placement/table.js';
 import type { OutputBudget } from './output-budget.js';
 import type { ScanCursors } from './scan-cursors.js';
 import type { Encoder, ReplyWriter } from './reply.js';
@@ -65,4 +65,14 @@ export interface Client extends ClientView {
   quit(): void;
   reset(): void;
   setConsistency(levels: Partial<Consistency>): void;
+}
+
+/** What CLUSTER commands read: this member, the placement table and members' client addresses. */
+export interface RespTopology {
+  /** This member's id. */
+  self: string;
+  /** The placement table in force; null before the cluster has formed. */
+  table(): PlacementTable | null;
+  /** A member's RESP address, `host:port`, as it publishes it; undefined while unknown. */
+  clientAddress(id: string): string | undefined;
 }
