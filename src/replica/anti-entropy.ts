@@ -24,7 +24,7 @@ import type { PlacementTable } from '../cluster/placement/table.js';
 import { Channel, type NodeId, type Transport } from '../cluster/transport.js';
 import { encodeRecord, encodedRecordBytes as encodedBytes } from '../storage/record-codec.js';
 import { merge, type Record } from '../storage/record.js';
-import { WireReader, WireWriter } from '../storage/wire.js';
+import { WireReader, WireWriter, readKeyedRecords, writeKeyedRecords } from '../storage/wire.js';
 
 export interface AntiEntropyStore {
   namespaces(): string[];
@@ -313,8 +313,7 @@ export class AntiEntropy {
         bytes += push[i]!.key.length + encodedBytes(push[i]!.record);
         batch.push(push[i++]!);
       }
-      const pw = new WireWriter().u8(Op.push).u32(epoch).str(ns).u32(batch.length);
-      for (const p of batch) pw.bytes(p.key).record(p.record);
+      const pw = writeKeyedRecords(new WireWriter().u8(Op.push).u32(epoch).str(ns), batch);
       await this.o.transport.request(peer, Channel.antiEntropy, pw.done(), this.timeoutMs);
     }
     this.counters.keysPulled += pull.length;
@@ -422,11 +421,7 @@ export class AntiEntropy {
         return Buffer.concat([new WireWriter(4).u32(answered).done(), body.done()]);
       }
       case Op.push: {
-        const n = r.u32();
-        if (n > 100_000) throw new KvError('PROTOCOL', `${n} keys, over 100000`);
-        const items: { ns: string; key: Buffer; delta: Record }[] = [];
-        for (let i = 0; i < n; i++) items.push({ ns, key: Buffer.from(r.bytes()), delta: r.record() });
-        r.end();
+        const items = readKeyedRecords(r, ns, 100_000, 'anti-entropy push');
         if (this.o.observe) for (const it of items) this.o.observe(it.delta);
         return this.o.store.apply(items, this.o.clock.nowMs()).then(() => Buffer.alloc(0));
       }

@@ -1,4 +1,5 @@
 /** A small bounds-checked binary writer/reader for internode messages. */
+import { KvError } from '../common/errors.js';
 import { encodedRecordBytes, readRecord, writeRecord } from './record-codec.js';
 import type { Record } from './record.js';
 
@@ -92,4 +93,21 @@ export class WireReader {
   end(): void {
     if (this.pos !== this.buf.length) throw new RangeError(`message has ${this.buf.length - this.pos} trailing bytes`);
   }
+}
+
+/** (key, record) pairs of one namespace, as the placement hand-off and anti-entropy carry them: u32 count, then each. */
+export function writeKeyedRecords(w: WireWriter, items: readonly { key: Buffer; record: Record }[]): WireWriter {
+  w.u32(items.length);
+  for (const it of items) w.bytes(it.key).record(it.record);
+  return w;
+}
+
+/** Reads what writeKeyedRecords wrote (at most `max`, checked before anything is read) as deltas of `ns`. */
+export function readKeyedRecords(r: WireReader, ns: string, max: number, what: string): { ns: string; key: Buffer; delta: Record }[] {
+  const n = r.u32();
+  if (n > max) throw new KvError('PROTOCOL', `${what}: ${n} records, over ${max}`);
+  const items: { ns: string; key: Buffer; delta: Record }[] = [];
+  for (let i = 0; i < n; i++) items.push({ ns, key: Buffer.from(r.bytes()), delta: r.record() });
+  r.end();
+  return items;
 }

@@ -23,7 +23,7 @@ import { sleep } from '../../common/clock.js';
 import { KvError } from '../../common/errors.js';
 import { slotCount } from '../../common/slots.js';
 import type { Record } from '../../storage/record.js';
-import { WireReader, WireWriter } from '../../storage/wire.js';
+import { WireReader, WireWriter, readKeyedRecords, writeKeyedRecords } from '../../storage/wire.js';
 import { Channel, type NodeId, type Transport } from '../transport.js';
 import { murmur3 } from '../hash.js';
 import { type ChangeKind, PlacementTable } from './table.js';
@@ -230,9 +230,7 @@ export class Placement {
           for (;;) {
             const page = this.o.store.readSlot(ns, slot, null, 256);
             if (page.keys.length === 0) break;
-            const w = new WireWriter().u8(Op.push).u32(t.epoch).str(ns).u32(page.keys.length);
-            page.keys.forEach((k, i) => w.bytes(k).record(page.records[i]!));
-            const payload = w.done();
+            const payload = writeKeyedRecords(new WireWriter().u8(Op.push).u32(t.epoch).str(ns), page.keys.map((key, i) => ({ key, record: page.records[i]! }))).done();
             // Every owner must take them: an owner that is down, or has not learned this table
             // yet, is asked again a little later (and at the next start, past that).
             let taken = false;
@@ -668,12 +666,7 @@ export class Placement {
         // Records a member held outside its slots, handed to this owner: merged (idempotent).
         const epoch = r.u32();
         if (epoch !== this.epoch) throw new KvError('STALE_EPOCH', `hand-off at placement epoch ${epoch}, this member is at ${this.epoch}`);
-        const ns = r.str();
-        const n = r.u32();
-        if (n > 4096) throw new KvError('PROTOCOL', `hand-off of ${n} records, over 4096`);
-        const items: { ns: string; key: Buffer; delta: Record }[] = [];
-        for (let i = 0; i < n; i++) items.push({ ns, key: Buffer.from(r.bytes()), delta: r.record() });
-        r.end();
+        const items = readKeyedRecords(r, r.str(), 4096, 'hand-off');
         if (this.o.observe) for (const it of items) this.o.observe(it.delta);
         return this.o.store.apply(items, this.o.clock.nowMs()).then(() => Buffer.alloc(0));
       }
