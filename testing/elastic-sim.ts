@@ -136,6 +136,7 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
       streamBytesPerSec: 4 * 1024 * 1024,
       requestTimeoutMs: 500,
       tickMs: 100,
+      ...(process.env.RAGKV_SIM_LOG ? { log: (f: object, m: string) => console.log(`${clock.nowMs() - 1_700_000_000_000} ${id} ${m} ${JSON.stringify(f).slice(0, 300)}`) } : {}),
     });
     const view = new PlacementView(placement, { isAlive: (x) => alive(id, x), known: () => known }, id);
     const noTable = () => (placement.table ? null : new KvError('UNAVAILABLE', 'no placement table yet'));
@@ -152,6 +153,7 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
       writeGuard: noTable,
       readGuard: noTable,
       epochCheck: (from, epoch, tag, read) => placement.checkEpoch(from, epoch, tag, read),
+      holds: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all.includes(id) ?? true,
       replicaReadGuard: () => (placement.awaitingRestore ? new KvError('UNAVAILABLE', 'restoring') : null),
       hintOwnersOf: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all ?? null,
       hintIsMember: (x) => placement.table?.isMember(x) ?? true,
@@ -422,7 +424,25 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
       break;
     }
   }
-  if (!settledAtEnd) violations.push('after healing: some key is not on exactly its N owners, or its replicas differ, 120 s after the end');
+  if (!settledAtEnd) {
+    // Name the first key that is wrong, and how.
+    let detail = '';
+    for (const k of keys) {
+      const key = Buffer.from(k);
+      const owners = table!.owners[keySlot(key)]!;
+      const where = live.map((m) => {
+        const r = m.store.read(ns, [key])[0];
+        const has = !!r && (r.base !== null || r.tomb !== null);
+        return `${m.id}${owners.includes(m.id) ? '*' : ''}=${has ? keyHash(key, r!).join(':').slice(0, 8) : '-'}`;
+      });
+      const hashes = new Set(where.filter((w) => w.includes('*=') && !w.endsWith('=-')).map((w) => w.split('=')[1]));
+      if (where.some((w) => (w.includes('*=') && w.endsWith('=-')) || (!w.includes('*=') && !w.endsWith('=-'))) || hashes.size > 1) {
+        detail = `${k} (slot ${keySlot(key)}, owners ${owners.join(',')}): ${where.join(' ')}`;
+        break;
+      }
+    }
+    violations.push(`after healing: some key is not on exactly its N owners, or its replicas differ, 120 s after the end: ${detail}`);
+  }
   const sample = acked.filter((_, i) => i % Math.max(1, Math.floor(acked.length / 500)) === 0);
   for (const m of live) {
     for (const a of sample) {

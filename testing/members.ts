@@ -72,6 +72,8 @@ export interface SimMemberOptions {
   readGuard?: () => KvError | null;
   /** Placement epochs on the replica protocol (see ReplicaService). */
   epochCheck?: (from: NodeId, epoch: number, tag: number, read: boolean) => void;
+  /** Whether this member holds the key's slot (see ReplicaService). */
+  holds?: (ns: string, key: Buffer) => boolean;
   /** Hint replay: where a key's writes go now, and whether a member is still placed. */
   hintOwnersOf?: (ns: string, key: Buffer) => readonly NodeId[] | null;
   hintIsMember?: (id: NodeId) => boolean;
@@ -98,6 +100,7 @@ export function startSimMember(o: SimMemberOptions): SimMember {
     hlc,
     ...(o.epochCheck ? { epochCheck: o.epochCheck } : {}),
     ...(o.replicaReadGuard ? { readGuard: o.replicaReadGuard } : {}),
+    ...(o.holds ? { holds: o.holds } : {}),
   });
   const engine = new Engine({
     self: o.id,

@@ -165,6 +165,7 @@ export async function startClusterMember(options: {
     hlc: options.hlc,
     guard: skewed,
     epochCheck: (from, epoch, tag, read) => placement.checkEpoch(from, epoch, tag, read),
+    holds: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all.includes(config.nodeId) ?? true,
     readGuard: () => (placement.awaitingRestore ? new KvError('UNAVAILABLE', 'this member lost its data and is being restored: read another replica') : null),
   });
   const kv = new Engine({

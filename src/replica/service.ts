@@ -40,6 +40,13 @@ export interface ReplicaServiceOptions {
   epochCheck?: (from: NodeId, epoch: number, tag: number, read: boolean) => void;
   /** Refuses reads while this returns an error (a wiped member not yet restored). */
   readGuard?: () => KvError | null;
+  /**
+   * Whether this member holds the key's slot now (its table's write set): a write or read of a
+   * slot it does not hold comes from a coordinator that is wrong about placement (a repair
+   * aimed at a member that answered before the slot moved, say) and is refused, so records
+   * never land where no cleanup will look.
+   */
+  holds?: (ns: string, key: Buffer) => boolean;
 }
 
 /** Runs a vector search over this replica's copies of the lists. */
@@ -73,6 +80,7 @@ export class ReplicaService {
   private readonly guard: (() => KvError | null) | undefined;
   private readonly epochCheck: ReplicaServiceOptions['epochCheck'];
   private readonly readGuard: ReplicaServiceOptions['readGuard'];
+  private readonly holds: ReplicaServiceOptions['holds'];
   private readonly self: NodeId;
   /** Writes refused because their versions were too far ahead. */
   refusedAhead = 0;
@@ -85,6 +93,7 @@ export class ReplicaService {
     this.guard = options.guard;
     this.epochCheck = options.epochCheck;
     this.readGuard = options.readGuard;
+    this.holds = options.holds;
     this.self = options.transport.self;
     options.transport.handle(Channel.replica, (from, payload) => this.handle(from, payload));
   }
@@ -100,6 +109,16 @@ export class ReplicaService {
     if (req.op !== 'write') {
       const refused = this.readGuard?.();
       if (refused) throw refused;
+    }
+    if (this.holds && (req.op === 'read' || (req.op === 'write' && !req.hintFor))) {
+      const keys = req.op === 'read' ? req.keys : req.items.map((it) => it.key);
+      const ns = req.op === 'read' ? req.ns : '';
+      for (let i = 0; i < keys.length; i++) {
+        const itemNs = req.op === 'write' ? req.items[i]!.ns : ns;
+        if (!this.holds(itemNs, keys[i]!)) {
+          throw new KvError('STALE_EPOCH', `member '${this.self}' does not hold the slot of key '${keys[i]!.toString('utf8').slice(0, 64)}' at its placement epoch: refresh the table and retry`);
+        }
+      }
     }
     const nowMs = this.clock.nowMs();
     switch (req.op) {

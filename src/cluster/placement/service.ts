@@ -67,6 +67,8 @@ export interface PlacementOptions {
   streamBytesPerSec: number;
   /** Sees every record that arrives by stream or hand-off (the hybrid clock observes versions). */
   observe?: (r: Record) => void;
+  /** Records a cleanup drops per second at most (dropping is writes: client latency feels it). */
+  cleanupKeysPerSec?: number;
   /** Records' bytes per stream page. */
   streamPageBytes?: number;
   requestTimeoutMs?: number;
@@ -90,6 +92,8 @@ export interface StreamProgress {
 }
 
 interface SourceCursor {
+  /** The member streamed from (entries are named `<node>` or `<node>#<k>` for a replacement). */
+  node: NodeId;
   slots: number[];
   pos: number;
   ns: string;
@@ -450,11 +454,17 @@ export class Placement {
     if (this.streaming) return;
     const c = t.change!;
     if (!this.stream || this.stream.change !== t.changeId) {
+      // Each gained slot is streamed from a majority of its old owners: they hold every write
+      // acknowledged at QUORUM (any majority meets any other), and a third source would add
+      // only bytes. Live owners first, rotated by slot to spread the load.
       const sources: StreamState['sources'] = {};
       for (const slot of t.gains(this.o.self)) {
-        for (const owner of t.owners[slot]!) {
-          if (owner === this.o.self) continue;
-          (sources[owner] ??= { slots: [], pos: 0, ns: '', after: null, done: false, skipped: false }).slots.push(slot);
+        const owners = t.owners[slot]!.filter((o) => o !== this.o.self);
+        const need = Math.min(owners.length, Math.floor(t.owners[slot]!.length / 2) + 1);
+        const k = owners.length ? slot % owners.length : 0;
+        const order = [...owners.slice(k), ...owners.slice(0, k)].sort((a, b) => Number(this.o.isAlive(b)) - Number(this.o.isAlive(a)));
+        for (const owner of order.slice(0, need)) {
+          (sources[owner] ??= { node: owner, slots: [], pos: 0, ns: '', after: null, done: false, skipped: false }).slots.push(slot);
         }
       }
       this.stream = { since: c.since, change: t.changeId, sources, keys: 0, bytes: 0 };
@@ -471,18 +481,30 @@ export class Placement {
       });
   }
 
-  private async streamFrom(source: NodeId, state: StreamState): Promise<void> {
-    const cur = state.sources[source]!;
+  private async streamFrom(name: string, state: StreamState): Promise<void> {
+    const cur = state.sources[name]!;
+    cur.node ??= name; // a cursor saved before entries named their member
+    const source = cur.node;
     const started = this.o.clock.nowMs();
     let bytesHere = 0;
     let failures = 0;
     while (!cur.done && !this.stopped && this.current?.changeId === state.change) {
       if (!this.o.isAlive(source)) {
-        // An owner that is down is skipped only while a majority of each of its slots' old
-        // owners is still streamed from: they hold every write acknowledged at QUORUM (a write
-        // acknowledged by that one owner alone, at ONE, reaches the gainer later through hints
-        // and anti-entropy). Otherwise the stream waits for it.
-        if (this.canSkip(source, state)) {
+        // An owner that is down: its slots still to stream go to other live old owners (a
+        // majority of each slot's owners is still streamed from); with none to take a slot, it
+        // is skipped only if a majority remains without it, else the stream waits for it. (A
+        // write acknowledged at ONE by that owner alone reaches the gainer through hints and
+        // anti-entropy.)
+        const moved = this.reassign(name, state);
+        if (moved) {
+          cur.done = true;
+          cur.skipped = true;
+          this.o.log?.({ source, to: moved.map((m) => state.sources[m]!.node) }, 'stream source down: its slots go to other owners');
+          await this.o.persistence.saveStream(JSON.stringify(state)).catch(() => {});
+          await Promise.all(moved.map((m) => this.streamFrom(m, state)));
+          return;
+        }
+        if (this.canSkip(name, state)) {
           cur.done = true;
           cur.skipped = true;
           this.o.log?.({ source }, 'stream source down: skipped (a majority of its slots\' owners remain)');
@@ -525,12 +547,48 @@ export class Placement {
     await this.o.persistence.saveStream(JSON.stringify(state)).catch(() => {});
   }
 
-  private canSkip(source: NodeId, state: StreamState): boolean {
+  /** Live old owners that no entry streams `slot` from yet. */
+  private spareOwners(t: PlacementTable, slot: number, state: StreamState): NodeId[] {
+    const taken = new Set(Object.values(state.sources).filter((c) => !c.skipped && c.slots.includes(slot)).map((c) => c.node));
+    return t.owners[slot]!.filter((o) => o !== this.o.self && !taken.has(o) && this.o.isAlive(o));
+  }
+
+  /**
+   * Moves the slots a down source has not finished to other live owners (new entries, each
+   * with its own cursor); the names of the new entries, or null when some slot has no spare.
+   */
+  private reassign(name: string, state: StreamState): string[] | null {
+    const t = this.current;
+    if (!t?.change || t.changeId !== state.change) return null;
+    const cur = state.sources[name]!;
+    const remaining = cur.slots.slice(cur.pos);
+    const byNode = new Map<NodeId, number[]>();
+    for (const slot of remaining) {
+      const spare = this.spareOwners(t, slot, state).filter((o) => o !== cur.node);
+      if (spare.length === 0) return null;
+      const pick = spare[slot % spare.length]!;
+      (byNode.get(pick) ?? byNode.set(pick, []).get(pick)!).push(slot);
+    }
+    const names: string[] = [];
+    for (const [node, slots] of byNode) {
+      let k = 1;
+      while (state.sources[`${node}#${k}`]) k++;
+      const entry = `${node}#${k}`;
+      state.sources[entry] = { node, slots, pos: 0, ns: '', after: null, done: false, skipped: false };
+      names.push(entry);
+    }
+    return names;
+  }
+
+  private canSkip(name: string, state: StreamState): boolean {
     const t = this.current;
     if (!t?.change || t.changeId !== state.change) return true;
-    for (const slot of state.sources[source]!.slots) {
+    const cur = state.sources[name]!;
+    for (const slot of cur.slots.slice(cur.pos)) {
       const owners = t.owners[slot]!;
-      const kept = owners.filter((o) => o !== source && (o === this.o.self || (state.sources[o] !== undefined && !state.sources[o]!.skipped))).length;
+      const kept =
+        (owners.includes(this.o.self) ? 1 : 0) +
+        Object.entries(state.sources).filter(([n, c]) => n !== name && !c.skipped && c.node !== cur.node && c.slots.includes(slot)).length;
       if (kept < Math.floor(owners.length / 2) + 1) return false;
     }
     return true;
@@ -622,10 +680,12 @@ export class Placement {
           // A later table may give the slot back: stop dropping what is owned again.
           if (this.current?.writeTargets(slot).all.includes(self)) continue;
           for (;;) {
-            if (this.current?.writeTargets(slot).all.includes(self)) break;
-            const n = await this.o.store.dropSlot(ns, slot, 1000);
+            if (this.stopped || this.current?.writeTargets(slot).all.includes(self)) break;
+            const n = await this.o.store.dropSlot(ns, slot, 256);
             dropped += n;
-            if (n < 1000) break;
+            // Bounded rate: a cleanup of a quarter of the data must not starve clients.
+            if (n > 0) await sleep(this.o.clock, (n / (this.o.cleanupKeysPerSec ?? 20_000)) * 1000);
+            if (n < 256) break;
           }
         }
       }
