@@ -220,6 +220,8 @@ export const bounds = Object.freeze({
   antiEntropyRefreshSlotsPerRound: 2,
   /** Keys pulled and pushed per round at most. */
   antiEntropyKeysPerRound: 2000,
+  /** Keys hashed per round to refresh digests that writes marked, at most (bounds its CPU under write load). */
+  antiEntropyHashKeysPerRound: 4000,
   // ---- sessions (coordinator/session)
   /** Fields one session floor tracks per key; past this the oldest are dropped. */
   sessionFloorFieldsMax: 32,

@@ -202,6 +202,7 @@ export async function startClusterMember(options: {
     bucketsPerRound: bounds.antiEntropyBucketsPerRound,
     refreshSlotsPerRound: bounds.antiEntropyRefreshSlotsPerRound,
     keysPerRound: bounds.antiEntropyKeysPerRound,
+    hashKeysPerRound: bounds.antiEntropyHashKeysPerRound,
     observe: (r) => options.hlc.observeRecord(r),
     log: (fields, message) => logger.info(fields, message),
   });

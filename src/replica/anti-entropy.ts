@@ -48,6 +48,8 @@ export interface AntiEntropyOptions {
   refreshSlotsPerRound?: number;
   /** Keys pulled and pushed per round at most. */
   keysPerRound?: number;
+  /** Keys hashed per round (to bring stale digests up to date) before comparing, at most. */
+  hashKeysPerRound?: number;
   requestTimeoutMs?: number;
   /** Sees every record pulled or pushed here (the hybrid clock observes versions). */
   observe?: (r: Record) => void;
@@ -91,6 +93,7 @@ export class AntiEntropy {
   private readonly bucketsPerRound: number;
   private readonly refreshPerRound: number;
   private readonly keysPerRound: number;
+  private readonly hashKeysPerRound: number;
   private readonly timeoutMs: number;
   readonly counters = { rounds: 0, bucketsCompared: 0, slotsDiffering: 0, keysPulled: 0, keysPushed: 0, slotsHashed: 0, keysHashed: 0 };
 
@@ -98,6 +101,7 @@ export class AntiEntropy {
     this.bucketsPerRound = o.bucketsPerRound ?? 16;
     this.refreshPerRound = o.refreshSlotsPerRound ?? 16;
     this.keysPerRound = o.keysPerRound ?? 2000;
+    this.hashKeysPerRound = o.hashKeysPerRound ?? 4000;
     this.timeoutMs = o.requestTimeoutMs ?? 5000;
     o.transport.handle(Channel.antiEntropy, (from, payload) => this.handle(from, payload));
   }
@@ -173,16 +177,21 @@ export class AntiEntropy {
    * Recomputes the stale digests of the buckets' shared slots, yielding the event loop every
    * few slots: hashing a slot is synchronous, and requests must not wait behind many of them.
    */
-  private async warm(ns: string, buckets: readonly number[], shared: (slot: number) => boolean): Promise<void> {
+  private async warm(ns: string, buckets: readonly number[], shared: (slot: number) => boolean, keysMax = Infinity): Promise<number> {
     const d = this.ns(ns);
+    const start = this.counters.keysHashed;
     let n = 0;
-    for (const b of buckets) {
+    for (let i = 0; i < buckets.length; i++) {
+      const b = buckets[i]!;
+      // Within the budget of keys to hash (the first bucket always: a round makes progress).
+      if (i > 0 && this.counters.keysHashed - start >= keysMax) return i;
       for (let s = b * bucketSlots; s < (b + 1) * bucketSlots; s++) {
         if (d.valid[s] || !shared(s)) continue;
         this.slotDigest(ns, s);
         if (++n % 8 === 0) await new Promise<void>((resolve) => this.o.clock.setTimer(0, resolve));
       }
     }
+    return buckets.length;
   }
 
   private bucketDigest(ns: string, bucket: number, shared: (slot: number) => boolean): [number, number] {
@@ -217,11 +226,18 @@ export class AntiEntropy {
       return owners.includes(this.o.self) && owners.includes(peer);
     };
     const from = this.cursor.get(peer) ?? 0;
-    const buckets: number[] = [];
-    for (let i = 0; i < this.bucketsPerRound; i++) buckets.push((from + i) % bucketCount);
-    this.cursor.set(peer, (from + this.bucketsPerRound) % bucketCount);
+    const candidates: number[] = [];
+    for (let i = 0; i < this.bucketsPerRound; i++) candidates.push((from + i) % bucketCount);
+    // Hashing is the cost: only the buckets whose digests are current within this round's
+    // budget of keys to hash are compared (writes mark slots; under a write load the pass
+    // slows down instead of the CPU cost growing with the write rate).
+    const namespaces = this.o.store.namespaces();
+    let ready = candidates.length;
+    for (const ns of namespaces) ready = Math.min(ready, await this.warm(ns, candidates.slice(0, ready), shared, this.hashKeysPerRound));
+    const buckets = candidates.slice(0, Math.max(1, ready));
+    this.cursor.set(peer, (from + buckets.length) % bucketCount);
     let budget = this.keysPerRound;
-    for (const ns of this.o.store.namespaces()) {
+    for (const ns of namespaces) {
       if (budget <= 0) break;
       // Level 1: bucket digests.
       await this.warm(ns, buckets, shared);
