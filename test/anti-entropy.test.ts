@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Random } from '../src/common/random.js';
+import { keySlot } from '../src/common/slots.js';
 import { PlacementTable } from '../src/cluster/placement/table.js';
 import { AntiEntropy, keyHash } from '../src/replica/anti-entropy.js';
 import { MemoryReplicaStore } from '../src/replica/memory-store.js';
@@ -31,7 +32,7 @@ function setup(keys: number) {
   const make = (id: string) => {
     const store = stores.get(id)!;
     const a = new AntiEntropy({ self: id, transport: net.transport(id), clock, store, table: () => table, isAlive: () => true, intervalMs: 100, bucketsPerRound: 64 });
-    store.onChange = (n, key) => a.changed(n, key, 0);
+    store.onChange = (n, key) => a.changed(n, keySlot(key));
     ae.set(id, a);
     return a;
   };

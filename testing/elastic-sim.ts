@@ -121,6 +121,7 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
       saveStream: async (s) => void (persistence.stream = s),
     };
     if (!known.includes(id)) known.push(id);
+    let ae: AntiEntropy;
     const placement = new Placement({
       self: id,
       dataId,
@@ -136,6 +137,7 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
       streamBytesPerSec: 4 * 1024 * 1024,
       requestTimeoutMs: 500,
       tickMs: 100,
+      dropped: (n, slot) => ae.changed(n, slot),
       ...(process.env.RAGKV_SIM_LOG ? { log: (f: object, m: string) => console.log(`${clock.nowMs() - 1_700_000_000_000} ${id} ${m} ${JSON.stringify(f).slice(0, 300)}`) } : {}),
     });
     const view = new PlacementView(placement, { isAlive: (x) => alive(id, x), known: () => known }, id);
@@ -158,9 +160,8 @@ export async function runElasticSim(seed: number, options: ElasticSimOptions = {
       hintOwnersOf: (_ns, key) => placement.table?.writeTargets(keySlot(key)).all ?? null,
       hintIsMember: (x) => placement.table?.isMember(x) ?? true,
     });
-    const ae = new AntiEntropy({ self: id, transport, clock: mclock, store, table: () => placement.table, isAlive: (x) => alive(id, x), intervalMs: 500, bucketsPerRound: 64, requestTimeoutMs: 500 });
-    store.onChange = (n, key) => ae.changed(n, key, keySlot(key));
-    placement.on(() => ae.invalidate());
+    ae = new AntiEntropy({ self: id, transport, clock: mclock, store, table: () => placement.table, isAlive: (x) => alive(id, x), intervalMs: 500, bucketsPerRound: 64, requestTimeoutMs: 500 });
+    store.onChange = (n, key) => ae.changed(n, keySlot(key));
     placement.start();
     ae.start();
     const m: Member = { id, store, persistence, dataId, scope, placement, ae, sim, up: true, incarnation: (prev?.incarnation ?? 0) + 1 };

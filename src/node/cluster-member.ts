@@ -124,6 +124,7 @@ export async function startClusterMember(options: {
     mayBootstrap: () => seedAnswered || config.seeds.length === 0,
     streamBytesPerSec: config.streamBytesPerSec,
     observe: (r) => options.hlc.observeRecord(r),
+    dropped: (ns, slot) => antiEntropy.changed(ns, slot),
     log: (fields, message) => logger.info(fields, message),
   });
   const view = new PlacementView(placement, { isAlive, known: () => swim.members().map((m) => m.id) }, config.nodeId);
@@ -206,8 +207,7 @@ export async function startClusterMember(options: {
     observe: (r) => options.hlc.observeRecord(r),
     log: (fields, message) => logger.info(fields, message),
   });
-  replicaStore.onChange = (ns, key) => antiEntropy.changed(ns, key, keySlot(key));
-  placement.on(() => antiEntropy.invalidate());
+  replicaStore.onChange = (ns, key) => antiEntropy.changed(ns, keySlot(key));
   swim.on('change', (e) => logger.info({ member: e.member.id, status: e.member.status, event: e.type }, 'membership'));
   swim.start();
   hints.start();

@@ -129,16 +129,14 @@ export class AntiEntropy {
     });
   }
 
-  /** A key was written here (after its commit): its slot's digest is recomputed when next needed. */
-  changed(ns: string, key: Buffer, slot: number): void {
-    void key;
+  /**
+   * A key of `slot` was written here, or records of it dropped (after the commit): the slot's
+   * digest is recomputed when next needed. Digests are of this member's records whatever the
+   * table says, so a new table invalidates nothing: which slots are compared follows from it.
+   */
+  changed(ns: string, slot: number): void {
     const d = this.digests.get(ns);
     if (d) d.valid[slot] = 0;
-  }
-
-  /** Forgets every digest (the slots this member holds changed). */
-  invalidate(): void {
-    this.digests.clear();
   }
 
   private ns(ns: string): NsDigests {

@@ -67,6 +67,8 @@ export interface PlacementOptions {
   streamBytesPerSec: number;
   /** Sees every record that arrives by stream or hand-off (the hybrid clock observes versions). */
   observe?: (r: Record) => void;
+  /** Told after records of a slot were dropped here (anti-entropy recomputes that slot's digest). */
+  dropped?: (ns: string, slot: number) => void;
   /** Records a cleanup drops per second at most (dropping is writes: client latency feels it). */
   cleanupKeysPerSec?: number;
   /** Records' bytes per stream page. */
@@ -249,6 +251,7 @@ export class Placement {
             }
             if (!taken || this.current !== t) return;
             moved += await this.o.store.dropSlot(ns, slot, page.keys.length);
+            this.o.dropped?.(ns, slot);
             if (page.keys.length < 256) break;
           }
         }
@@ -682,6 +685,7 @@ export class Placement {
           for (;;) {
             if (this.stopped || this.current?.writeTargets(slot).all.includes(self)) break;
             const n = await this.o.store.dropSlot(ns, slot, 256);
+            if (n > 0) this.o.dropped?.(ns, slot);
             dropped += n;
             // Bounded rate: a cleanup of a quarter of the data must not starve clients.
             if (n > 0) await sleep(this.o.clock, (n / (this.o.cleanupKeysPerSec ?? 20_000)) * 1000);
