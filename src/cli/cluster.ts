@@ -13,8 +13,8 @@ export const clusterHelp = `Usage:
 with --seeds joins and streams its slots; a member back on an empty disk restores itself.
 `;
 
-function call(admin: string, method: 'GET' | 'POST', path: string): Promise<{ status: number; body: string }> {
-  const [host, port] = splitHostPort(admin);
+/** One HTTP request to an admin or control endpoint; no timeout (operations answer when done). */
+export function httpRequest(host: string, port: number, method: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host, port, method, path }, (res) => {
       let body = '';
@@ -27,7 +27,12 @@ function call(admin: string, method: 'GET' | 'POST', path: string): Promise<{ st
   });
 }
 
-function splitHostPort(a: string): [string, number] {
+function call(admin: string, method: 'GET' | 'POST', path: string): Promise<{ status: number; body: string }> {
+  const [host, port] = splitHostPort(admin);
+  return httpRequest(host, port, method, path);
+}
+
+export function splitHostPort(a: string): [string, number] {
   const i = a.lastIndexOf(':');
   if (i <= 0) throw new Error(`--admin must be host:port, got '${a}'`);
   return [a.slice(0, i).replace(/^\[|\]$/g, ''), Number(a.slice(i + 1))];

@@ -39,6 +39,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ArgvReader } from '../common/argv.js';
+import { httpRequest, splitHostPort } from './cluster.js';
 import { durabilityModes, logLevels } from '../node/config.js';
 import { createLogger, type Logger } from '../node/logger.js';
 import { RestartPolicy, type RestartPolicyOptions } from './restart-policy.js';
@@ -375,7 +376,7 @@ export function getJson(url: string, timeoutMs = 2000): Promise<unknown> {
   });
 }
 
-interface ClusterView {
+export interface ClusterView {
   placement?: { epoch: number; change: { kind: string; member: string; stage: string; moving?: number } | null } | null;
   members?: { id: string; status: string; inTable?: boolean; slots?: number }[];
 }
@@ -393,6 +394,11 @@ export async function aliveMembers(adminPort: number): Promise<string[]> {
  */
 export async function settledEpoch(adminPorts: readonly number[], inTable: readonly string[], outOfTable: readonly string[] = []): Promise<number | null> {
   const views = await Promise.all(adminPorts.map((port) => (getJson(`http://${localClusterHost}:${port}/cluster`) as Promise<ClusterView>).catch(() => null)));
+  return settledEpochOf(views, inTable, outOfTable);
+}
+
+/** The same over `/cluster` views already fetched (null: a member that did not answer). */
+export function settledEpochOf(views: readonly (ClusterView | null)[], inTable: readonly string[], outOfTable: readonly string[] = []): number | null {
   let epoch: number | null = null;
   for (const v of views) {
     const p = v?.placement;
@@ -546,7 +552,7 @@ function banner(members: readonly Member[], args: LocalClusterArgs, control: str
     `Any member serves any key: it coordinates the replicas (the defaults: N=3 replicas, a write waits for 2, a read for 1).`,
     `  redis-cli -p ${first.ports.resp} set doc:1 hello`,
     ...(members.length > 1 ? [`  redis-cli -p ${members[members.length - 1]!.ports.resp} get doc:1`] : []),
-    `  curl http://${h}:${first.ports.admin}/cluster     (members, states, ring ownership)`,
+    `  curl http://${h}:${first.ports.admin}/cluster     (members, states, slots, placement epoch)`,
     `  gRPC ${h}:${first.ports.grpc}, service ragkv.v1.RawKV (proto/ragkv/v1/rawkv.proto)`,
     ...(members.length > 1 ? [`Try a failure: kill -9 ${members[1]!.pid} (${members[1]!.plan.id}); the others keep serving, and it is restarted on its data and ports.`] : []),
     `Grow or shrink it while it runs (control endpoint ${control}, see ${shortPath(localClusterStatePath(args.dataDir))}):`,
@@ -978,16 +984,7 @@ export async function localClusterMain(argv: string[]): Promise<number> {
 
 /** POSTs to a member's admin port (no timeout: operations answer once done, or the connection drops). */
 function postAdmin(adminPort: number, route: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: localClusterHost, port: adminPort, method: 'POST', path: route }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return httpRequest(localClusterHost, adminPort, 'POST', route);
 }
 
 interface ControlAnswer {
@@ -1119,17 +1116,8 @@ function processRuns(pid: number): boolean {
 
 /** One request to the control endpoint (no timeout: it answers once the change is done). */
 function callControl(control: string, method: 'POST' | 'DELETE', route: string): Promise<{ status: number; body: string }> {
-  const i = control.lastIndexOf(':');
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: control.slice(0, i), port: Number(control.slice(i + 1)), method, path: route }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  const [host, port] = splitHostPort(control);
+  return httpRequest(host, port, method, route);
 }
 
 /**

@@ -280,7 +280,13 @@ export class Engine implements KvApi {
    * Sends each item to its replicas and resolves with per-item results once every item has
    * the level's acks (and this member's own, where it is a replica).
    */
-  private async replicate(items: ApplyItem[], level: Level): Promise<ApplyResult[]> {
+  private replicate(items: ApplyItem[], level: Level): Promise<ApplyResult[]> {
+    // Placement never moves under a single node (or a fixed view): one round, no retry layer.
+    if (!this.view.refreshFrom) return this.replicateOnce(items, level, null);
+    return this.replicateRetrying(items, level);
+  }
+
+  private async replicateRetrying(items: ApplyItem[], level: Level): Promise<ApplyResult[]> {
     // A replica on a newer placement epoch refuses the round (STALE_EPOCH): learn its table
     // and send the same deltas again to the sets it names (merge makes a repeat harmless).
     for (let attempt = 1; ; attempt++) {
@@ -295,7 +301,7 @@ export class Engine implements KvApi {
     }
   }
 
-  private replicateOnce(items: ApplyItem[], level: Level, stale: Set<NodeId>): Promise<ApplyResult[]> {
+  private replicateOnce(items: ApplyItem[], level: Level, stale: Set<NodeId> | null): Promise<ApplyResult[]> {
     const round = new WriteRound(
       items.map((it) => this.view.writeTargets(it.ns, it.key)),
       level,
@@ -328,7 +334,7 @@ export class Engine implements KvApi {
           },
           (err: unknown) => {
             const kvErr = asKvError(err, send.node);
-            if (kvErr instanceof KvError && kvErr.code === 'STALE_EPOCH') stale.add(send.node);
+            if (stale && kvErr instanceof KvError && kvErr.code === 'STALE_EPOCH') stale.add(send.node);
             const hint = round.fail(i, reason(err), kvErr);
             // The owner missed this write: keep a hint here so it catches up when back.
             if (hint) this.storeHint(hint.owner, hint.items.map((j) => items[j]!));
@@ -394,6 +400,7 @@ export class Engine implements KvApi {
    */
   private async runRound(ns: string, keys: readonly Buffer[], level: Level): Promise<{ merged: Record | null; answers: readonly ReadAnswer[] }[]> {
     // A replica on a newer placement epoch refuses (STALE_EPOCH): learn its table, ask again.
+    if (!this.view.refreshFrom) return this.runRoundOnce(ns, keys, level, null);
     for (let attempt = 1; ; attempt++) {
       const stale = new Set<NodeId>();
       const out = await this.runRoundOnce(ns, keys, level, stale);
@@ -403,7 +410,7 @@ export class Engine implements KvApi {
     }
   }
 
-  private async runRoundOnce(ns: string, keys: readonly Buffer[], level: Level, stale: Set<NodeId>): Promise<{ merged: Record | null; answers: readonly ReadAnswer[] }[]> {
+  private async runRoundOnce(ns: string, keys: readonly Buffer[], level: Level, stale: Set<NodeId> | null): Promise<{ merged: Record | null; answers: readonly ReadAnswer[] }[]> {
     const specs = keys.map((key) => {
       const replicas = this.replicasOf(ns, key);
       const alive = replicas.filter((r) => r === this.self || this.view.isAlive(r));
@@ -421,7 +428,7 @@ export class Engine implements KvApi {
             records = await this.sendRead(node, ns, idx.map((i) => keys[i]!));
           } catch (err) {
             const kvErr = asKvError(err, node);
-            if (kvErr instanceof KvError && kvErr.code === 'STALE_EPOCH') stale.add(node);
+            if (stale && kvErr instanceof KvError && kvErr.code === 'STALE_EPOCH') stale.add(node);
             round.fail(node, idx, reason(err), kvErr);
             return;
           }
@@ -557,7 +564,7 @@ export class Engine implements KvApi {
       const state = this.store.state(ns, key, this.clock.nowMs());
       // Missing here may mean this copy missed it (a write while it was down): a sampled repair
       // asks every replica, so a key missing locally is repaired like a stale one.
-      if (!state.exists() && !this.solo && this.readRepairChance > 0 && this.random.nextDouble() < this.readRepairChance) this.backgroundRepair(ns, key);
+      if (!this.solo && this.readRepairChance > 0 && this.random.nextDouble() < this.readRepairChance && !state.exists()) this.backgroundRepair(ns, key);
       return compute(state);
     }
     return this.readRecords(ns, [key], this.consistency.read).then(([r]) => compute(new RecordKeyState(r!, this.clock.nowMs())));

@@ -34,6 +34,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { type ServerProcess, freePorts, spawnServer } from '../loadgen/peers/process.js';
 import { ragkvBinPath } from '../loadgen/peers/ragkv.js';
+import { settledEpochOf } from '../../src/cli/local-cluster.js';
 import {
   type CpuUse, LatencyRecorder, TICKS_PER_SEC, cpuMeter, fmtInt, fmtNum, fmtRatio, machineInfo, machineLine, makeTempDir,
   machineUserTicks, markdownTable, note, nowNs, phase, positiveOption, procCpuTicks, procUserTicks, removeDir, repoRoot, settle, sleep, writeResults,
@@ -171,20 +172,9 @@ async function processMetrics(m: Member): Promise<ProcessMetrics> {
   }
 }
 
-/**
- * The epoch every one of `members` shows with no change in flight and each of `inTable` in its
- * table; null while that is not so (or a member does not answer).
- */
+/** One settled placement epoch over the members' views (the local cluster's rule). */
 function settledEpoch(views: (ClusterView | null)[], inTable: string[]): number | null {
-  let epoch: number | null = null;
-  for (const v of views) {
-    const p = v?.placement;
-    if (!v || !p || !p.epoch || p.change) return null;
-    if (epoch !== null && p.epoch !== epoch) return null;
-    epoch = p.epoch;
-    if (inTable.some((id) => !v.members.find((x) => x.id === id)?.inTable)) return null;
-  }
-  return epoch;
+  return settledEpochOf(views, inTable);
 }
 
 async function dbsize(m: Member): Promise<number> {

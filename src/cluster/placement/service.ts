@@ -168,9 +168,16 @@ export class Placement {
    * restore has not started. Its copy must not answer reads.
    */
   get awaitingRestore(): boolean {
-    const known = this.current?.member(this.o.self)?.dataId;
-    return known !== undefined && known !== this.o.dataId;
+    // Read on every coordinated read (PlacementView): kept per table, not searched per call.
+    if (this.awaitingFor !== this.current) {
+      const known = this.current?.member(this.o.self)?.dataId;
+      this.awaiting = known !== undefined && known !== this.o.dataId;
+      this.awaitingFor = this.current;
+    }
+    return this.awaiting;
   }
+  private awaiting = false;
+  private awaitingFor: PlacementTable | null | undefined = undefined;
 
   on(listener: (t: PlacementTable, prev: PlacementTable | null) => void): void {
     this.listeners.push(listener);
@@ -697,12 +704,6 @@ export class Placement {
       this.o.log?.({ slots: lost.length, keys: dropped }, 'dropped the slots this member no longer holds');
     };
     this.cleaning = run().catch((err: unknown) => this.o.log?.({ err: String(err) }, 'cleanup failed'));
-  }
-
-  /** Waits for the stream and cleanup in flight (tests, close). */
-  async settled(): Promise<void> {
-    await this.streaming;
-    await this.cleaning;
   }
 
   // ---------------------------------------------------------------- the channel

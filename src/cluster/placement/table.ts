@@ -144,13 +144,6 @@ export class PlacementTable {
     return this.members.find((m) => m.id === id);
   }
 
-  /** Slots whose owners (or target, during a change) include `id`. */
-  slotsHeldBy(id: NodeId, lists: SlotLists = this.owners): number[] {
-    const out: number[] = [];
-    for (let s = 0; s < slotCount; s++) if (lists[s]!.includes(id)) out.push(s);
-    return out;
-  }
-
   /** Slots `id` gains in the change in flight (in the target, not among the owners). */
   gains(id: NodeId): number[] {
     if (!this.change) return [];
