@@ -2,10 +2,12 @@
  * Assigns the 16384 hash slots to members: each slot an ordered list of N distinct members
  * (distinct zones while zones allow), balanced, moving as little as a change needs.
  *
- * From a previous assignment: members no longer present are dropped from their lists; each
- * member holding more than its share (ceil(16384·N / M)) gives up the excess, chosen by a
- * hash of (member, slot) so the slots it gives up are spread over the slot space; then every
- * list short of N is filled with the least-loaded eligible member. A join of the k-th member
+ * Slots go in units of 8 (see chunkSlots). A new cluster without zones is laid out in
+ * contiguous runs. From a previous assignment: members no longer present are dropped from
+ * their lists; each member holding more than its share (ceil(units·N / M)) gives up the excess,
+ * its highest units first (so what moves stays in runs: few CLUSTER SLOTS ranges); then every
+ * list short of N is filled with the least-loaded eligible member, preferring the member that
+ * filled the same place in the previous unit while it is under its share. A join of the k-th member
  * therefore moves about 1/k of the slot replicas (those the newcomer takes), a leave moves
  * exactly the leaver's. Finally each list is ordered so that primaries (first entries, which
  * Redis cluster clients route writes to) are balanced too: reordering moves no data.
