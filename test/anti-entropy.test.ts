@@ -29,9 +29,9 @@ function setup(keys: number) {
   const stores = new Map(ids.map((id) => [id, new MemoryReplicaStore()]));
   const items = Array.from({ length: keys }, (_, i) => ({ ns, key: Buffer.from(`k${i}`), delta: valueAt(1000 + i, `v${i}`) }));
   const ae = new Map<string, AntiEntropy>();
-  const make = (id: string) => {
+  const make = (id: string, hashKeysPerRound?: number) => {
     const store = stores.get(id)!;
-    const a = new AntiEntropy({ self: id, transport: net.transport(id), clock, store, table: () => table, isAlive: () => true, intervalMs: 100, bucketsPerRound: 64 });
+    const a = new AntiEntropy({ self: id, transport: net.transport(id), clock, store, table: () => table, isAlive: () => true, intervalMs: 100, bucketsPerRound: 64, ...(hashKeysPerRound ? { hashKeysPerRound } : {}) });
     store.onChange = (n, key) => a.changed(n, keySlot(key));
     ae.set(id, a);
     return a;
@@ -112,4 +112,18 @@ test('anti-entropy: a peer on another epoch is skipped (no keys move across plac
   void b;
   await assert.rejects(run(s.clock, a.round()), /epoch/);
   assert.equal(s.stores.get('n2')!.keyCount(ns), 0);
+});
+
+test('anti-entropy: hashing is bounded per round on both sides; a round compares fewer buckets, and the pass still converges', async () => {
+  const s = setup(5000);
+  for (const id of ['n1', 'n2', 'n3']) await s.stores.get(id)!.apply(s.items, s.clock.nowMs());
+  const missing = { ns, key: Buffer.from('k-late'), delta: valueAt(9000, 'late') };
+  s.items.push(missing);
+  await s.stores.get('n1')!.apply([missing], s.clock.nowMs());
+  for (const id of ids) s.make(id, 100);
+  const first = s.ae.get('n1')!;
+  await run(s.clock, first.round());
+  assert.ok(first.counters.bucketsCompared > 0 && first.counters.bucketsCompared < 64, `one round compared ${first.counters.bucketsCompared} of 64 buckets`);
+  assert.ok(first.counters.keysHashed <= 100 + 200, `hashed ${first.counters.keysHashed} keys (budget 100, plus at most one bucket)`);
+  assert.ok((await converge(s, 400)) >= 0, 'converged within the bounded rounds');
 });

@@ -240,12 +240,16 @@ export class AntiEntropy {
       // Level 1: bucket digests.
       await this.warm(ns, buckets, shared);
       const theirs = await this.ask(peer, t.epoch, new WireWriter().u8(Op.buckets).u32(t.epoch).str(ns).u32(buckets.length), (w) => buckets.forEach((b) => w.u32(b)));
+      // The peer answers for the buckets it could bring up to date within its own budget.
+      const answered = theirs.u32();
+      if (answered > buckets.length) throw new KvError('PROTOCOL', `anti-entropy answer for ${answered} of ${buckets.length} buckets`);
+      if (answered < buckets.length) this.cursor.set(peer, (from + Math.max(1, answered)) % bucketCount);
       const differing: number[] = [];
-      for (const b of buckets) {
+      for (const b of buckets.slice(0, answered)) {
         const [hi, lo] = this.bucketDigest(ns, b, shared);
         if (theirs.u32() !== hi || theirs.u32() !== lo) differing.push(b);
       }
-      this.counters.bucketsCompared += buckets.length;
+      this.counters.bucketsCompared += answered;
       if (differing.length === 0) continue;
       // Level 2: slot digests of the differing buckets.
       const slots: number[] = [];
@@ -371,10 +375,12 @@ export class AntiEntropy {
           if (b >= bucketCount) throw new KvError('PROTOCOL', `bucket ${b} out of range`);
           buckets.push(b);
         }
-        if (!known) return Buffer.alloc(8 * n);
-        return this.warm(ns, buckets, shared).then(() => {
-          const w = new WireWriter(8 * n + 8);
-          for (const b of buckets) {
+        if (!known) return Buffer.concat([new WireWriter(4).u32(n).done(), Buffer.alloc(8 * n)]);
+        // Hashing bounded here too: only the buckets current within this round's budget are
+        // answered (the asker compares those and comes back for the rest).
+        return this.warm(ns, buckets, shared, this.hashKeysPerRound).then((ready) => {
+          const w = new WireWriter(8 * ready + 8).u32(ready);
+          for (const b of buckets.slice(0, ready)) {
             const [hi, lo] = this.bucketDigest(ns, b, shared);
             w.u32(hi).u32(lo);
           }
