@@ -201,5 +201,12 @@ test('a member back on a wiped disk restores every key before it is read; a dead
   const refused = await cluster.post(0, `/cluster/remove?id=${cluster.id(1)}`);
   assert.equal(refused.status, 400);
   assert.match(refused.body, /is alive/);
+  // Nor a member through its own admin port (it is alive: it leaves instead), nor one not in the table.
+  const self = await cluster.post(0, `/cluster/remove?id=${cluster.id(0)}`);
+  assert.equal(self.status, 400, self.body);
+  assert.match(self.body, /is alive/);
+  const unknown = await cluster.post(0, '/cluster/remove?id=nope');
+  assert.equal(unknown.status, 404, unknown.body);
+  assert.match(unknown.body, /not a member/);
   c0.disconnect();
 });

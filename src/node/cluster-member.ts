@@ -218,6 +218,7 @@ export async function startClusterMember(options: {
    * the last member) is thrown at once.
    */
   const proposeUntil = async (kind: 'leave' | 'remove', id: string): Promise<void> => {
+    if (placement.table && !placement.table.isMember(id)) throw new KvError('NOT_FOUND', `'${id}' is not a member of the placement table`);
     let last = 0;
     for (;;) {
       const t = placement.table;

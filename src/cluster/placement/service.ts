@@ -324,7 +324,7 @@ export class Placement {
   async propose(kind: ChangeKind, member: NodeId): Promise<PlacementTable> {
     const t = this.current;
     if (!t) throw new KvError('UNAVAILABLE', 'this member has no placement table yet (the cluster has not formed): retry');
-    if (kind === 'remove' && this.o.isAlive(member) && member !== this.o.self) {
+    if (kind === 'remove' && this.o.isAlive(member)) {
       throw new KvError('INVALID_ARGUMENT', `'${member}' is alive: a live member leaves ('ragkv cluster leave' on it), only a dead one is removed`);
     }
     // A join whose member died before it caught up would wait forever: removing that member
